@@ -145,7 +145,10 @@ def _expand_wrapper(wrapper: LegacyMessage) -> list[LegacyMessage]:
         raise InvalidRecordError("compressed wrapper message holds no messages", INVALID_RECORD)
     if wrapper.magic == 1:
         # KIP-31: inner offsets are relative; the wrapper carries the last absolute offset.
-        shift = wrapper.offset - inner[-1].offset
+        # Producers may leave the wrapper offset at 0, making the base negative; then, as in
+        # Kafka's DeepRecordsIterator, the inner offsets are taken as they are.
+        base = wrapper.offset - inner[-1].offset
+        shift = base if base >= 0 else 0
         for message in inner:
             message.offset += shift
             if wrapper.timestamp_type == 1:
