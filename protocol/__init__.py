@@ -1,0 +1,157 @@
+"""kbroker's Kafka wire codec (sans-I/O): bytes in, plain values out, and back.
+
+Public API (docs/contracts.md):
+    decode_request(frame) -> (header, body)
+    encode_response(api_key, api_version, correlation_id, body) -> bytes
+    encode_request(api_key, api_version, correlation_id, client_id, body) -> bytes
+    decode_response(api_key, api_version, frame) -> (correlation_id, body)
+    decode_body / encode_body, decode_data / encode_data, api_versions()
+    DecodeError, UnsupportedVersionError, EncodeError, ApiKey, ErrorCode
+Frames never include the 4-byte size prefix.
+"""
+
+from __future__ import annotations
+
+from io import BytesIO
+from typing import Mapping
+
+from protocol import messages as _messages
+from protocol.enums import ApiKey, ErrorCode
+from protocol.errors import DecodeError, EncodeError, InvalidRecordError, UnsupportedVersionError
+from protocol.headers import (
+    encode_request_header,
+    encode_response_header,
+    read_request_header,
+    read_response_header,
+)
+from protocol.lower import data_codec, message_codec, open_frame
+from protocol.spec import in_range
+
+__all__ = [
+    "decode_request",
+    "encode_response",
+    "decode_body",
+    "encode_body",
+    "encode_request",
+    "decode_response",
+    "encode_data",
+    "decode_data",
+    "api_versions",
+    "DecodeError",
+    "EncodeError",
+    "InvalidRecordError",
+    "UnsupportedVersionError",
+    "ApiKey",
+    "ErrorCode",
+]
+
+
+def _supported(api_key: int, api_version: int) -> bool:
+    versions = _messages.VALID_VERSIONS.get(api_key)
+    return versions is not None and in_range(api_version, versions)
+
+
+def decode_request(frame: bytes | bytearray | memoryview) -> tuple[dict, dict]:
+    """Decode a request frame (no size prefix) into (header, body).
+
+    Records fields are memoryview slices of `frame`. Bytes after the body are ignored, as
+    Kafka does (some clients send stray bytes). Raises UnsupportedVersionError for an unknown
+    api key or a version outside the spec's validVersions, DecodeError for malformed input.
+    """
+    io, ctx = open_frame(frame)
+    header = read_request_header(io, ctx)
+    api_key = header["request_api_key"]
+    api_version = header["request_api_version"]
+    if not _supported(api_key, api_version):
+        raise UnsupportedVersionError(
+            f"unsupported api key {api_key} version {api_version}", header
+        )
+    body = message_codec(api_key, api_version, False).read(io, ctx)
+    return header, body
+
+
+def encode_response(api_key: int, api_version: int, correlation_id: int, body: Mapping) -> bytes:
+    """Response header + body (no size prefix). ApiVersions always uses response header v0."""
+    codec = message_codec(api_key, api_version, True)
+    io = BytesIO()
+    io.write(encode_response_header(api_key, api_version, correlation_id))
+    codec.write(io, body)
+    return io.getvalue()
+
+
+def encode_request(
+    api_key: int, api_version: int, correlation_id: int, client_id: str | None, body: Mapping
+) -> bytes:
+    """Request header + body (no size prefix), for tests, tools and inter-broker clients."""
+    codec = message_codec(api_key, api_version, False)
+    io = BytesIO()
+    io.write(encode_request_header(api_key, api_version, correlation_id, client_id))
+    codec.write(io, body)
+    return io.getvalue()
+
+
+def decode_response(
+    api_key: int, api_version: int, frame: bytes | bytearray | memoryview
+) -> tuple[int, dict]:
+    """Decode a response frame (no size prefix) into (correlation_id, body); exact length."""
+    if not _supported(api_key, api_version):
+        raise UnsupportedVersionError(
+            f"unsupported api key {api_key} version {api_version}",
+            {"request_api_key": api_key, "request_api_version": api_version},
+        )
+    io, ctx = open_frame(frame)
+    correlation_id = read_response_header(io, ctx, api_key, api_version)
+    body = message_codec(api_key, api_version, True).read(io, ctx)
+    if io.tell() != ctx["_end"]:
+        raise DecodeError(f"{ctx['_end'] - io.tell()} bytes left after the response")
+    return correlation_id, body
+
+
+def decode_body(
+    api_key: int, api_version: int, is_response: bool, data: bytes | bytearray | memoryview
+) -> dict:
+    """Decode a request or response body (no header); the data must be consumed exactly."""
+    if not _supported(api_key, api_version):
+        raise UnsupportedVersionError(
+            f"unsupported api key {api_key} version {api_version}",
+            {"request_api_key": api_key, "request_api_version": api_version},
+        )
+    return message_codec(api_key, api_version, is_response).decode(data)
+
+
+def encode_body(api_key: int, api_version: int, is_response: bool, value: Mapping) -> bytes:
+    """Encode a request or response body (no header)."""
+    if not _supported(api_key, api_version):
+        raise EncodeError(f"unsupported api key {api_key} version {api_version}")
+    return message_codec(api_key, api_version, is_response).encode(value)
+
+
+def _data_codec(name: str, version: int):
+    try:
+        return data_codec(name, version)
+    except KeyError:
+        raise EncodeError(f"unknown data schema {name}") from None
+    except ValueError as exc:
+        raise EncodeError(str(exc)) from None
+
+
+def encode_data(name: str, version: int, value: Mapping) -> bytes:
+    """Encode a "data" schema by spec name (e.g. "ConsumerProtocolAssignment", "TopicRecord")."""
+    return _data_codec(name, version).encode(value)
+
+
+def decode_data(name: str, version: int, data: bytes | bytearray | memoryview) -> dict:
+    """Decode a "data" schema by spec name; the data must be consumed exactly."""
+    try:
+        codec = data_codec(name, version)
+    except (KeyError, ValueError):
+        raise DecodeError(f"unknown data schema {name} v{version}") from None
+    return codec.decode(data)
+
+
+def api_versions() -> dict[ApiKey, tuple[int, int]]:
+    """The spec's validVersions of every request, by ApiKey."""
+    result: dict[ApiKey, tuple[int, int]] = {}
+    for key, (low, high) in _messages.VALID_VERSIONS.items():
+        result[ApiKey(key)] = (low, high if high is not None else low)
+    return result

@@ -1,0 +1,762 @@
+"""Kafka's primitive wire types as construct classes that compile to fast, bounded code.
+
+Each class is a `construct.Construct` with `_emitparse` / `_emitbuild`, so that
+`Construct.compile()` inlines it into one generated module per schema (see docs/protocol.md).
+The runtime helpers below (`k_*`) are what the generated code calls; they check every length
+and count against the bytes left because compiled construct code skips those checks.
+
+Parse context: the generated code passes one small dict `this` everywhere, holding `_end`
+(length of the frame) and `_frame` (a memoryview of it, so that records fields are returned
+as slices without copying). Values are plain dicts and lists.
+
+Interpreted use (`X.parse(data)` / `X.build(obj)`) works too: each class's `_parse`/`_build`
+compiles the construct once and runs the compiled function.
+"""
+
+from __future__ import annotations
+
+import struct
+from io import BytesIO
+from typing import Any
+
+from construct import Construct
+
+from protocol.errors import DecodeError, EncodeError
+
+__all__ = [
+    "Fixed",
+    "Uuid",
+    "UVarInt",
+    "VarInt",
+    "VarLong",
+    "KString",
+    "KBytes",
+    "KRecords",
+    "KArray",
+    "KStruct",
+    "KMessage",
+    "StructField",
+    "k_read_uvarint",
+    "k_write_uvarint",
+    "k_read_varint",
+    "k_read_varlong",
+    "k_write_varint",
+    "k_write_varlong",
+    "encode_uvarint",
+]
+
+#: struct format characters of the fixed-width numeric types.
+FIXED_FORMATS = {
+    "int8": "b",
+    "int16": "h",
+    "int32": "i",
+    "int64": "q",
+    "uint16": "H",
+    "uint32": "I",
+    "float64": "d",
+    "bool": "?",
+}
+
+UVARINT_MAX_BYTES = 5  # Kafka's unsigned varint (int32 range, 7 bits per byte)
+VARLONG_MAX_BYTES = 10
+STRING_MAX_BYTES = 0x7FFF  # int16 length prefix
+
+_S_h = struct.Struct(">h")
+_S_i = struct.Struct(">i")
+_S_b = struct.Struct(">b")
+_SMALL_UVARINTS = [bytes([n]) for n in range(128)]
+
+
+# ---------------------------------------------------------------------------------------------
+# varints
+
+
+def _read_raw_varint(io: Any, max_bytes: int) -> int:
+    """Read an unsigned LEB128 value of at most `max_bytes` bytes."""
+    result = 0
+    shift = 0
+    for _ in range(max_bytes):
+        b = io.read(1)
+        if not b:
+            raise DecodeError("truncated varint")
+        v = b[0]
+        result |= (v & 0x7F) << shift
+        if v < 0x80:
+            return result
+        shift += 7
+    raise DecodeError(f"varint longer than {max_bytes} bytes")
+
+
+def k_read_uvarint(io: Any) -> int:
+    """Kafka unsigned varint: at most 5 bytes, value within 32 bits."""
+    b = io.read(1)
+    if not b:
+        raise DecodeError("truncated varint")
+    v = b[0]
+    if v < 0x80:
+        return v  # the common case: small compact lengths and tag counts
+    io.seek(-1, 1)
+    value = _read_raw_varint(io, UVARINT_MAX_BYTES)
+    if value > 0xFFFFFFFF:
+        raise DecodeError("unsigned varint exceeds 32 bits")
+    return value
+
+
+def k_read_varint(io: Any) -> int:
+    """Zig-zag int32 varint (record fields)."""
+    raw = _read_raw_varint(io, UVARINT_MAX_BYTES)
+    if raw > 0xFFFFFFFF:
+        raise DecodeError("varint exceeds 32 bits")
+    return (raw >> 1) ^ -(raw & 1)
+
+
+def k_read_varlong(io: Any) -> int:
+    """Zig-zag int64 varint."""
+    raw = _read_raw_varint(io, VARLONG_MAX_BYTES)
+    if raw > 0xFFFFFFFFFFFFFFFF:
+        raise DecodeError("varlong exceeds 64 bits")
+    return (raw >> 1) ^ -(raw & 1)
+
+
+def encode_uvarint(n: int) -> bytes:
+    """Encode an unsigned varint (0 <= n < 2**32)."""
+    if 0 <= n < 0x80:
+        return _SMALL_UVARINTS[n]
+    if n < 0 or n > 0xFFFFFFFF:
+        raise EncodeError(f"unsigned varint out of range: {n}")
+    out = bytearray()
+    while n >= 0x80:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def _encode_raw(n: int) -> bytes:
+    out = bytearray()
+    while n >= 0x80:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def k_write_uvarint(io: Any, n: int) -> None:
+    """Write an unsigned varint."""
+    io.write(encode_uvarint(n))
+
+
+def k_write_varint(io: Any, n: int) -> None:
+    """Write a zig-zag int32 varint."""
+    if not -0x80000000 <= n <= 0x7FFFFFFF:
+        raise EncodeError(f"varint out of int32 range: {n}")
+    io.write(_encode_raw(((n << 1) ^ (n >> 31)) & 0xFFFFFFFF))
+
+
+def k_write_varlong(io: Any, n: int) -> None:
+    """Write a zig-zag int64 varint."""
+    if not -0x8000000000000000 <= n <= 0x7FFFFFFFFFFFFFFF:
+        raise EncodeError(f"varlong out of int64 range: {n}")
+    io.write(_encode_raw(((n << 1) ^ (n >> 63)) & 0xFFFFFFFFFFFFFFFF))
+
+
+# ---------------------------------------------------------------------------------------------
+# lengths, strings, bytes, records
+
+
+def k_read_len16(io: Any, nullable: bool) -> int:
+    """int16 string length: -1 is null (when allowed), other negatives are errors."""
+    n = _S_h.unpack(io.read(2))[0]
+    if n < 0 and not (n == -1 and nullable):
+        raise DecodeError(f"bad string length {n}")
+    return n
+
+
+def k_read_len32(io: Any, nullable: bool) -> int:
+    """int32 bytes / array length."""
+    n = _S_i.unpack(io.read(4))[0]
+    if n < 0 and not (n == -1 and nullable):
+        raise DecodeError(f"bad length {n}")
+    return n
+
+
+def k_read_clen(io: Any, nullable: bool) -> int:
+    """Compact length: unsigned varint N means N-1; 0 is null."""
+    n = k_read_uvarint(io) - 1
+    if n < 0 and not nullable:
+        raise DecodeError("null in a non-nullable field")
+    return n
+
+
+def _read_exact(io: Any, n: int) -> bytes:
+    data = io.read(n)  # BytesIO.read never allocates more than what is left
+    if len(data) != n:
+        raise DecodeError(f"length {n} exceeds the bytes left")
+    return data
+
+
+def k_read_string(io: Any) -> str:
+    """Non-nullable int16-prefixed string."""
+    return _read_exact(io, k_read_len16(io, False)).decode("utf-8")
+
+
+def k_read_nstring(io: Any) -> str | None:
+    """Nullable int16-prefixed string."""
+    n = k_read_len16(io, True)
+    return None if n < 0 else _read_exact(io, n).decode("utf-8")
+
+
+def k_read_cstring(io: Any) -> str:
+    """Non-nullable compact string."""
+    return _read_exact(io, k_read_clen(io, False)).decode("utf-8")
+
+
+def k_read_ncstring(io: Any) -> str | None:
+    """Nullable compact string."""
+    n = k_read_clen(io, True)
+    return None if n < 0 else _read_exact(io, n).decode("utf-8")
+
+
+def k_read_bytes(io: Any, compact: bool, nullable: bool) -> bytes | None:
+    """Bytes field (a copy: these are small, e.g. group metadata)."""
+    n = k_read_clen(io, nullable) if compact else k_read_len32(io, nullable)
+    return None if n < 0 else _read_exact(io, n)
+
+
+def k_read_records(io: Any, this: Any, compact: bool, nullable: bool) -> memoryview | None:
+    """Records field: a memoryview slice of the frame, never copied."""
+    n = k_read_clen(io, nullable) if compact else k_read_len32(io, nullable)
+    if n < 0:
+        return None
+    pos = io.tell()
+    if n > this["_end"] - pos:
+        raise DecodeError(f"records length {n} exceeds the bytes left")
+    io.seek(pos + n)
+    return this["_frame"][pos : pos + n]
+
+
+def k_encode_str(s: Any) -> bytes:
+    """UTF-8 bytes of a string value."""
+    if not isinstance(s, str):
+        raise EncodeError(f"expected str, got {type(s).__name__}")
+    return s.encode("utf-8")
+
+
+def k_write_string(io: Any, s: Any, compact: bool, nullable: bool) -> None:
+    """Write a string (compact or int16-prefixed)."""
+    if s is None:
+        if not nullable:
+            raise EncodeError("null in a non-nullable string")
+        io.write(b"\x00" if compact else b"\xff\xff")
+        return
+    b = k_encode_str(s)
+    if compact:
+        io.write(encode_uvarint(len(b) + 1) + b)
+    else:
+        if len(b) > STRING_MAX_BYTES:
+            raise EncodeError("string longer than 32767 bytes")
+        io.write(_S_h.pack(len(b)) + b)
+
+
+def k_write_bytes(io: Any, b: Any, compact: bool, nullable: bool) -> None:
+    """Write bytes or records (never copied: written as given)."""
+    if b is None:
+        if not nullable:
+            raise EncodeError("null in a non-nullable bytes field")
+        io.write(b"\x00" if compact else b"\xff\xff\xff\xff")
+        return
+    n = len(memoryview(b)) if not isinstance(b, (bytes, bytearray)) else len(b)
+    io.write(encode_uvarint(n + 1) if compact else _S_i.pack(n))
+    io.write(b)
+
+
+def k_write_records(io: Any, b: Any, compact: bool, nullable: bool) -> None:
+    """Records: None in a non-nullable version is written as empty."""
+    if b is None and not nullable:
+        b = b""
+    k_write_bytes(io, b, compact, nullable)
+
+
+def k_read_array_len(io: Any, this: Any, compact: bool, nullable: bool) -> int:
+    """Array count, checked against the bytes left (each element takes >= 1 byte in practice)."""
+    n = k_read_clen(io, nullable) if compact else k_read_len32(io, nullable)
+    if n > this["_end"] - io.tell():
+        raise DecodeError(f"array count {n} exceeds the bytes left")
+    return n
+
+
+def k_write_array_len(io: Any, items: Any, compact: bool, nullable: bool) -> int:
+    """Write an array count (or null); returns the count, -1 for null."""
+    if items is None:
+        if not nullable:
+            raise EncodeError("null in a non-nullable array")
+        io.write(b"\x00" if compact else b"\xff\xff\xff\xff")
+        return -1
+    n = len(items)
+    io.write(encode_uvarint(n + 1) if compact else _S_i.pack(n))
+    return n
+
+
+def k_read_uuid(io: Any) -> Any:
+    """16-byte UUID."""
+    import uuid as _uuid
+
+    return _uuid.UUID(bytes=_read_exact(io, 16))
+
+
+def k_write_uuid(io: Any, u: Any) -> None:
+    """Write a UUID (uuid.UUID, or 16 raw bytes)."""
+    if isinstance(u, (bytes, bytearray)) and len(u) == 16:
+        io.write(u)
+    else:
+        io.write(u.bytes)
+
+
+def k_read_struct_marker(io: Any) -> bool:
+    """Nullable struct prefix: int8, negative means null."""
+    return _S_b.unpack(io.read(1))[0] >= 0
+
+
+def k_read_tag_header(io: Any, this: Any) -> tuple[int, int]:
+    """One tagged field's (tag, size), with size checked against the bytes left."""
+    tag = k_read_uvarint(io)
+    size = k_read_uvarint(io)
+    if size > this["_end"] - io.tell():
+        raise DecodeError("tagged field size exceeds the bytes left")
+    return tag, size
+
+
+def k_check_tag_end(io: Any, end: int) -> None:
+    """A known tagged field must consume exactly its declared size."""
+    if io.tell() != end:
+        raise DecodeError("tagged field size does not match its content")
+
+
+def k_write_tagged(io: Any, fields: list[tuple[int, bytes]], unknown: Any) -> None:
+    """Write the tagged-field section: known and unknown tags merged in ascending order."""
+    if unknown:
+        fields = fields + [(int(t), bytes(v)) for t, v in unknown.items()]
+        fields.sort(key=lambda item: item[0])
+    io.write(encode_uvarint(len(fields)))
+    for tag, data in fields:
+        io.write(encode_uvarint(tag))
+        io.write(encode_uvarint(len(data)))
+        io.write(data)
+
+
+def k_fresh_io() -> BytesIO:
+    """A scratch buffer for a tagged field's content."""
+    return BytesIO()
+
+
+_RUNTIME_NAMES = (
+    "DecodeError",
+    "EncodeError",
+    "k_read_uvarint",
+    "k_read_varint",
+    "k_read_varlong",
+    "k_write_uvarint",
+    "k_write_varint",
+    "k_write_varlong",
+    "k_read_string",
+    "k_read_nstring",
+    "k_read_cstring",
+    "k_read_ncstring",
+    "k_read_bytes",
+    "k_read_records",
+    "k_write_string",
+    "k_write_bytes",
+    "k_write_records",
+    "k_read_array_len",
+    "k_write_array_len",
+    "k_read_uuid",
+    "k_write_uuid",
+    "k_read_struct_marker",
+    "k_read_tag_header",
+    "k_check_tag_end",
+    "k_write_tagged",
+    "k_fresh_io",
+    "encode_uvarint",
+)
+
+
+def _import_runtime(code: Any) -> None:
+    """Make the runtime helpers visible in a generated module."""
+    code.append(
+        "from protocol.primitives import (" + ", ".join(_RUNTIME_NAMES) + ")\n"
+        "from uuid import UUID\n"
+    )
+
+
+def _struct_var(code: Any, fmt: str) -> str:
+    """A module-level struct.Struct for `fmt`, defined once per generated module."""
+    name = "_S_" + fmt.replace("?", "B_")
+    code.append(f"{name} = struct.Struct('>{fmt}')\n")
+    return name
+
+
+# ---------------------------------------------------------------------------------------------
+# constructs
+
+
+class _Compiling(Construct):
+    """Interpreted parse/build by way of this construct's own compiled code."""
+
+    _compiled_cache: Any = None
+
+    def _compiled(self) -> Any:
+        if self._compiled_cache is None:
+            self._compiled_cache = KMessage(self).compile()
+        return self._compiled_cache
+
+    def _parse(self, stream: Any, context: Any, path: Any) -> Any:
+        return self._compiled().parsefunc(stream, context)
+
+    def _build(self, obj: Any, stream: Any, context: Any, path: Any) -> Any:
+        return self._compiled().buildfunc(obj, stream, context)
+
+
+class Fixed(_Compiling):
+    """A fixed-width number (intN, uintN, float64, bool) in network byte order."""
+
+    def __init__(self, type_name: str) -> None:
+        super().__init__()
+        self.type_name = type_name
+        self.fmt = FIXED_FORMATS[type_name]
+        self.size = struct.calcsize(">" + self.fmt)
+
+    def _emitparse(self, code: Any) -> str:
+        _import_runtime(code)
+        return f"{_struct_var(code, self.fmt)}.unpack(io.read({self.size}))[0]"
+
+    def _emitbuild(self, code: Any) -> str:
+        _import_runtime(code)
+        return f"io.write({_struct_var(code, self.fmt)}.pack(obj))"
+
+
+class Uuid(_Compiling):
+    """A 16-byte UUID, decoded as uuid.UUID."""
+
+    def _emitparse(self, code: Any) -> str:
+        _import_runtime(code)
+        return "k_read_uuid(io)"
+
+    def _emitbuild(self, code: Any) -> str:
+        _import_runtime(code)
+        return "k_write_uuid(io, obj)"
+
+
+class UVarInt(_Compiling):
+    """Kafka's unsigned varint, at most 5 bytes."""
+
+    def _emitparse(self, code: Any) -> str:
+        _import_runtime(code)
+        return "k_read_uvarint(io)"
+
+    def _emitbuild(self, code: Any) -> str:
+        _import_runtime(code)
+        return "k_write_uvarint(io, obj)"
+
+
+class VarInt(_Compiling):
+    """Zig-zag int32 varint, at most 5 bytes."""
+
+    def _emitparse(self, code: Any) -> str:
+        _import_runtime(code)
+        return "k_read_varint(io)"
+
+    def _emitbuild(self, code: Any) -> str:
+        _import_runtime(code)
+        return "k_write_varint(io, obj)"
+
+
+class VarLong(_Compiling):
+    """Zig-zag int64 varint, at most 10 bytes."""
+
+    def _emitparse(self, code: Any) -> str:
+        _import_runtime(code)
+        return "k_read_varlong(io)"
+
+    def _emitbuild(self, code: Any) -> str:
+        _import_runtime(code)
+        return "k_write_varlong(io, obj)"
+
+
+class KString(_Compiling):
+    """String: int16 length or compact (uvarint length+1), optionally nullable."""
+
+    def __init__(self, compact: bool, nullable: bool) -> None:
+        super().__init__()
+        self.compact = compact
+        self.nullable = nullable
+
+    def _emitparse(self, code: Any) -> str:
+        _import_runtime(code)
+        name = {
+            (False, False): "k_read_string",
+            (False, True): "k_read_nstring",
+            (True, False): "k_read_cstring",
+            (True, True): "k_read_ncstring",
+        }[(self.compact, self.nullable)]
+        return f"{name}(io)"
+
+    def _emitbuild(self, code: Any) -> str:
+        _import_runtime(code)
+        return f"k_write_string(io, obj, {self.compact}, {self.nullable})"
+
+
+class KBytes(_Compiling):
+    """Bytes: int32 length or compact, optionally nullable; decoded as bytes."""
+
+    def __init__(self, compact: bool, nullable: bool) -> None:
+        super().__init__()
+        self.compact = compact
+        self.nullable = nullable
+
+    def _emitparse(self, code: Any) -> str:
+        _import_runtime(code)
+        return f"k_read_bytes(io, {self.compact}, {self.nullable})"
+
+    def _emitbuild(self, code: Any) -> str:
+        _import_runtime(code)
+        return f"k_write_bytes(io, obj, {self.compact}, {self.nullable})"
+
+
+class KRecords(KBytes):
+    """Records: like bytes on the wire, decoded as a memoryview slice of the frame."""
+
+    def _emitparse(self, code: Any) -> str:
+        _import_runtime(code)
+        return f"k_read_records(io, this, {self.compact}, {self.nullable})"
+
+    def _emitbuild(self, code: Any) -> str:
+        _import_runtime(code)
+        return f"k_write_records(io, obj, {self.compact}, {self.nullable})"
+
+
+class KArray(_Compiling):
+    """Array (int32 count or compact), optionally nullable, of any element construct."""
+
+    def __init__(self, subcon: Construct, compact: bool, nullable: bool) -> None:
+        super().__init__()
+        self.subcon = subcon
+        self.compact = compact
+        self.nullable = nullable
+
+    def _emitparse(self, code: Any) -> str:
+        _import_runtime(code)
+        fname = f"parse_karray_{code.allocateId()}"
+        head = f"    n = k_read_array_len(io, this, {self.compact}, {self.nullable})\n"
+        if self.nullable:
+            head += "    if n < 0:\n        return None\n"
+        if isinstance(self.subcon, Fixed):
+            # arrays of numbers: one unpack for the whole array
+            c, size = self.subcon.fmt, self.subcon.size
+            body = (
+                f"    data = io.read(n * {size})\n"
+                f"    if len(data) != n * {size}:\n"
+                f"        raise DecodeError('truncated array')\n"
+                f"    return list(struct.unpack('>%d{c}' % n, data))\n"
+            )
+        else:
+            body = f"    return [{self.subcon._compileparse(code)} for _ in range(n)]\n"
+        code.append(f"def {fname}(io, this):\n{head}{body}")
+        return f"{fname}(io, this)"
+
+    def _emitbuild(self, code: Any) -> str:
+        _import_runtime(code)
+        fname = f"build_karray_{code.allocateId()}"
+        head = (
+            "    items = obj\n"
+            f"    n = k_write_array_len(io, items, {self.compact}, {self.nullable})\n"
+            "    if n <= 0:\n        return items\n"
+        )
+        if isinstance(self.subcon, Fixed):
+            body = f"    io.write(struct.pack('>%d{self.subcon.fmt}' % n, *items))\n"
+        else:
+            body = f"    for obj in items:\n        {self.subcon._compilebuild(code)}\n"
+        code.append(f"def {fname}(obj, io, this):\n{head}{body}    return items\n")
+        return f"{fname}(obj, io, this)"
+
+
+class StructField:
+    """One member of a KStruct at one version.
+
+    `default` is the value used on encode when the key is missing; `decoded_default` is the
+    source text of the value a decoder reports for an absent tagged field.
+    """
+
+    __slots__ = ("name", "subcon", "default", "tag", "decoded_default")
+
+    def __init__(
+        self,
+        name: str,
+        subcon: Construct,
+        default: Any,
+        tag: int | None = None,
+        decoded_default: str = "None",
+    ) -> None:
+        self.name = name
+        self.subcon = subcon
+        self.default = default
+        self.tag = tag
+        self.decoded_default = decoded_default
+
+
+def _literal(code: Any, value: Any) -> str:
+    """Source text for a default value; mutable or unusual ones become module constants."""
+    if value is None or isinstance(value, (bool, int, float, str, bytes)):
+        return repr(value)
+    if isinstance(value, (list, tuple)) and not value:
+        return "()"  # read-only default for a missing array
+    if isinstance(value, dict) and not value:
+        return "_EMPTY"
+    const = f"_K_CONST_{code.allocateId()}"
+    code.append(f"{const} = {value!r}\n")
+    return const
+
+
+class KStruct(_Compiling):
+    """A Kafka struct at one version: fields in order, then (flexible) the tagged-field section.
+
+    Parses into a plain dict; builds from any mapping, missing keys taking their default.
+    `nullable` structs carry an int8 presence marker (-1 null, 1 present) as Kafka writes them.
+    """
+
+    def __init__(self, fields: list[StructField], flexible: bool, nullable: bool = False) -> None:
+        super().__init__()
+        self.fields = [f for f in fields if f.tag is None]
+        self.tagged = sorted((f for f in fields if f.tag is not None), key=lambda f: f.tag)
+        self.flexible = flexible
+        self.nullable = nullable
+
+    def _groups(self) -> list[list[StructField]]:
+        """Consecutive fixed-width numeric fields are read and written with one struct call."""
+        groups: list[list[StructField]] = []
+        for f in self.fields:
+            if isinstance(f.subcon, Fixed) and groups and isinstance(groups[-1][0].subcon, Fixed):
+                groups[-1].append(f)
+            else:
+                groups.append([f])
+        return groups
+
+    def _emitparse(self, code: Any) -> str:
+        _import_runtime(code)
+        fname = f"parse_kstruct_{code.allocateId()}"
+        lines = [f"def {fname}(io, this):"]
+        if self.nullable:
+            lines += ["    if not k_read_struct_marker(io):", "        return None"]
+        lines.append("    r = {}")
+        for group in self._groups():
+            if len(group) > 1:
+                fmt = "".join(f.subcon.fmt for f in group)
+                size = struct.calcsize(">" + fmt)
+                targets = ", ".join(f"r[{f.name!r}]" for f in group)
+                lines.append(f"    {targets} = {_struct_var(code, fmt)}.unpack(io.read({size}))")
+            else:
+                f = group[0]
+                lines.append(f"    r[{f.name!r}] = {f.subcon._compileparse(code)}")
+        if self.flexible:
+            for f in self.tagged:
+                lines.append(f"    r[{f.name!r}] = {f.decoded_default}")
+            lines.append("    count = k_read_uvarint(io)")
+            lines.append("    if count:")
+            lines.append("        unknown = {}")
+            lines.append("        for _ in range(count):")
+            lines.append("            tag, size = k_read_tag_header(io, this)")
+            keyword = "if"
+            for f in self.tagged:
+                lines.append(f"            {keyword} tag == {f.tag}:")
+                lines.append("                end = io.tell() + size")
+                lines.append(f"                r[{f.name!r}] = {f.subcon._compileparse(code)}")
+                lines.append("                k_check_tag_end(io, end)")
+                keyword = "elif"
+            if self.tagged:
+                lines.append("            else:")
+                lines.append("                unknown[tag] = io.read(size)")
+            else:
+                lines.append("            unknown[tag] = io.read(size)")
+            lines.append("        if unknown:")
+            lines.append("            r['_unknown_tagged_fields'] = unknown")
+        lines.append("    return r")
+        code.append("\n".join(lines) + "\n")
+        return f"{fname}(io, this)"
+
+    def _emitbuild(self, code: Any) -> str:
+        _import_runtime(code)
+        code.append("_EMPTY = {}\n_TAG_DEFAULTS = {}\n")
+        fid = code.allocateId()
+        fname = f"build_kstruct_{fid}"
+        lines = [f"def {fname}(obj, io, this):", "    s = obj"]
+        if self.nullable:
+            lines += [
+                "    if s is None:",
+                "        io.write(b'\\xff')",
+                "        return s",
+                "    io.write(b'\\x01')",
+            ]
+        lines.append("    g = s.get")
+        for group in self._groups():
+            if len(group) > 1:
+                fmt = "".join(f.subcon.fmt for f in group)
+                args = ", ".join(f"g({f.name!r}, {_literal(code, f.default)})" for f in group)
+                lines.append(f"    io.write({_struct_var(code, fmt)}.pack({args}))")
+            else:
+                f = group[0]
+                lines.append(f"    obj = g({f.name!r}, {_literal(code, f.default)})")
+                lines.append(f"    {f.subcon._compilebuild(code)}")
+        if self.flexible:
+            if not self.tagged:
+                lines.append("    unknown = g('_unknown_tagged_fields')")
+                lines.append("    if unknown:")
+                lines.append("        k_write_tagged(io, [], unknown)")
+                lines.append("    else:")
+                lines.append("        io.write(b'\\x00')")
+            else:
+                lines.append("    tagged = []")
+                lines.append("    outer = io")
+                for f in self.tagged:
+                    key = f"{fid}_{f.tag}"
+                    default = _literal(code, f.default)
+                    # a tagged field is written only when it differs from its default; compare
+                    # encodings so that partial mappings and lists/tuples compare as Kafka would
+                    lines.append(f"    obj = g({f.name!r}, {default})")
+                    lines.append("    io = k_fresh_io()")
+                    lines.append(f"    {f.subcon._compilebuild(code)}")
+                    lines.append("    data = io.getvalue()")
+                    lines.append(f"    dflt = _TAG_DEFAULTS.get({key!r})")
+                    lines.append("    if dflt is None:")
+                    lines.append("        io = k_fresh_io()")
+                    lines.append(f"        obj = {default}")
+                    lines.append(f"        {f.subcon._compilebuild(code)}")
+                    lines.append(f"        dflt = _TAG_DEFAULTS[{key!r}] = io.getvalue()")
+                    lines.append("    if data != dflt:")
+                    lines.append(f"        tagged.append(({f.tag}, data))")
+                lines.append("    io = outer")
+                lines.append("    k_write_tagged(io, tagged, g('_unknown_tagged_fields'))")
+        lines.append("    return s")
+        code.append("\n".join(lines) + "\n")
+        return f"{fname}(obj, io, this)"
+
+
+class KMessage(_Compiling):
+    """Top level of a schema: sets up the parse context when called through construct's API."""
+
+    def __init__(self, subcon: Construct) -> None:
+        super().__init__()
+        self.subcon = subcon
+
+    def _emitparse(self, code: Any) -> str:
+        _import_runtime(code)
+        fname = f"parse_kmessage_{code.allocateId()}"
+        code.append(
+            f"def {fname}(io, this):\n"
+            "    if '_end' not in this:\n"
+            "        data = io.getvalue()\n"
+            "        this = {'_end': len(data), '_frame': memoryview(data)}\n"
+            f"    return {self.subcon._compileparse(code)}\n"
+        )
+        return f"{fname}(io, this)"
+
+    def _emitbuild(self, code: Any) -> str:
+        return self.subcon._compilebuild(code)
