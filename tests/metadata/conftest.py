@@ -17,7 +17,7 @@ from kbroker.metadata.controller import Controller
 def make_config(data_dir: Path, **overrides: str):
     """A BrokerConfig writing under `data_dir`."""
     props = {"log.dirs": str(data_dir), "node.id": "1"}
-    props.update({k.replace("_", "."): v for k, v in overrides.items()})
+    props.update(overrides)
     return build_config(props)
 
 

@@ -14,7 +14,7 @@ from .conftest import running_controller
 
 
 async def test_create_topic_defaults_and_explicit(data_dir):
-    async with running_controller(data_dir, num_partitions="3") as c:
+    async with running_controller(data_dir, **{"num.partitions": "3"}) as c:
         t = await c.create_topic("orders", -1, -1, None, {})
         assert sorted(t.partitions) == [0, 1, 2]
         assert all(p.replicas == (1,) and p.isr == (1,) and p.leader == 1 for p in t.partitions.values())

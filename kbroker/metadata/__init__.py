@@ -1,0 +1,1 @@
+"""KRaft-style metadata: records, image, controller (see docs/metadata.md)."""

@@ -1,0 +1,1 @@
+"""The metadata quorum: log, snapshots, and the single-voter driver (a Raft later)."""
