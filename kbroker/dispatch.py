@@ -42,6 +42,14 @@ class RequestContext:
     connection: dict[str, Any] = field(default_factory=dict)  # per-connection state
 
 
+class CloseConnection(Exception):
+    """Raised by a handler to close the client's connection without answering.
+
+    Kafka does this for Produce with acks=0 when a partition fails: the producer learns of
+    the failure only through the disconnect.
+    """
+
+
 HANDLERS: dict[int, HandlerEntry] = {}
 
 
