@@ -96,7 +96,7 @@ class Broker:
         self.node_id: int = config.node_id
         self.topic_defaults: dict[str, str] = topic_defaults(config)
         self.logs = LogManager([Path(d) for d in config.log_dirs], self.topic_defaults, self.clock)
-        self.controller = Controller(self)
+        self.controller = Controller(config, self.clock)
         self.groups = self._make_group_coordinator()
         self.server = Server(self)
         self.fetch_sessions = FetchSessionCache(config.max_incremental_fetch_session_cache_slots,

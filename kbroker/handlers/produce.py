@@ -58,18 +58,23 @@ def _records_for_append(records: bytes | memoryview | None, api_version: int) ->
         raise KafkaError(CORRUPT_MESSAGE, str(exc)) from None
 
 
-async def _topic(ctx: RequestContext, name: str):
+async def _topic(ctx: RequestContext, name: str) -> tuple[object | None, int]:
+    """(TopicImage or None, error code), auto-creating the topic when enabled."""
     broker = ctx.broker
     topic = broker.controller.image.topics_by_name.get(name)
-    if topic is None and broker.config.auto_create_topics_enable:
+    if topic is not None:
+        return topic, NONE
+    if broker.config.auto_create_topics_enable:
         from kbroker.metadata.auto_create import ensure_topic
 
         try:
             topic = await ensure_topic(broker, name)
         except KafkaError as exc:
             logger.debug("auto-create of %r refused: %s", name, exc)
-            topic = None
-    return topic
+            code = int(exc.code)
+            # An illegal name is the client's fault; other failures look like a missing topic.
+            return None, code if code == INVALID_TOPIC_EXCEPTION else UNKNOWN_TOPIC_OR_PARTITION
+    return topic, NONE if topic is not None else UNKNOWN_TOPIC_OR_PARTITION
 
 
 def _append(ctx: RequestContext, topic, index: int, records, api_version: int) -> dict:
@@ -109,9 +114,9 @@ async def handle_produce(ctx: RequestContext, request: dict) -> dict | None:
                                            error_message=f"Cannot append to internal topic {name}")
                        for p in partitions]
         else:
-            topic = await _topic(ctx, name)
+            topic, error_code = await _topic(ctx, name)
             if topic is None:
-                results = [_partition_response(p["index"], UNKNOWN_TOPIC_OR_PARTITION) for p in partitions]
+                results = [_partition_response(p["index"], error_code) for p in partitions]
             else:
                 results = [_append(ctx, topic, p["index"], p["records"], ctx.api_version)
                            for p in partitions]
