@@ -54,12 +54,19 @@ class _Ignored:
 class Controller:
     """Owns the metadata log and the image; see the module docstring.
 
-    `Controller(config, clock)`; `run()` opens the log under `metadata.log.dir` (default: the
-    first of `log.dirs`), so nothing may call the async operations before it has started.
-    `quorum` replaces the single-voter log (tests, later a Raft quorum).
+    `Controller(config, clock)`, or `Controller(broker)` (its `config` and `clock` are used);
+    `run()` opens the log under `metadata.log.dir` (default: the first of `log.dirs`), so
+    nothing may call the async operations before it has started. `quorum` replaces the
+    single-voter log (tests, later a Raft quorum).
     """
 
-    def __init__(self, config: Any, clock: Any, *, quorum: QuorumLog | None = None) -> None:
+    def __init__(self, config: Any, clock: Any = None, *, quorum: QuorumLog | None = None) -> None:
+        if clock is None and hasattr(config, "config") and hasattr(config, "clock"):
+            config, clock = config.config, config.clock  # given the Broker
+        if clock is None:
+            from kbroker.clock import Clock
+
+            clock = Clock()
         self.config = config
         self.clock = clock
         self.node_id: int = config.node_id
