@@ -6,9 +6,9 @@ where data is the record encoded per its schema in `protocol/metadata_records/` 
 are flexible from version 0). This is the one module that knows the byte layout; the rest of
 the metadata code deals in (record name, dict) pairs.
 
-`protocol.encode_data` / `decode_data` are used when the codec serves these schemas; until then
-(or if it does not) a small interpreter of the same JSON specs below does the work, so both
-paths read the same schema files.
+The record data is encoded by `protocol.encode_data` / `decode_data` (the codec generates
+them from the same JSON files). A small interpreter of those JSON specs below is kept as the
+fallback for a schema the generated tables lack, and as an independent cross-check in tests.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import protocol
 from protocol.errors import DecodeError
 
 FRAME_VERSION = 1
@@ -256,6 +257,25 @@ def _decode_local(name: str, version: int, data: memoryview) -> dict:
     return value
 
 
+def _encode_data(name: str, version: int, value: dict) -> bytes:
+    codec = _codec_knows(name, version)
+    return protocol.encode_data(name, version, value) if codec else _encode_local(name, version, value)
+
+
+def _decode_data(name: str, version: int, data: memoryview) -> dict:
+    codec = _codec_knows(name, version)
+    return protocol.decode_data(name, version, data) if codec else _decode_local(name, version, data)
+
+
+@cache
+def _codec_knows(name: str, version: int) -> bool:
+    try:
+        protocol.data_codec(name, version)
+    except (KeyError, ValueError, AttributeError):
+        return False
+    return True
+
+
 # ---------------------------------------------------------------------------- public
 
 def encode_record(name: str, value: dict, version: int = 0) -> bytes:
@@ -267,7 +287,7 @@ def encode_record(name: str, value: dict, version: int = 0) -> bytes:
     _write_uvarint(out, FRAME_VERSION)
     _write_uvarint(out, spec.api_key)
     _write_uvarint(out, version)
-    out += _encode_local(name, version, value)
+    out += _encode_data(name, version, value)
     return bytes(out)
 
 
@@ -287,4 +307,4 @@ def decode_record(data: bytes | memoryview) -> tuple[str, int, dict]:
         raise DecodeError(f"unknown metadata record api key {api_key}")
     if not spec.min_version <= version <= spec.max_version:
         raise DecodeError(f"{spec.name} has no version {version}")
-    return spec.name, version, _decode_local(spec.name, version, buf[pos:])
+    return spec.name, version, _decode_data(spec.name, version, buf[pos:])
