@@ -158,35 +158,44 @@ def produce_confluent(bootstrap: str, topic: str, *, count: int, value_size: int
                          "delivery.report.only.error": True, "on_delivery": delivered,
                          "statistics.interval.ms": stats_interval_ms, "stats_cb": rtt,
                          "log_level": CLIENT_LOG_LEVEL, **config})
-    value = os.urandom(value_size)
-    producer.produce(topic, value)
-    if producer.flush(FLUSH_GRACE_S) or failed:
-        raise RuntimeError(f"warm-up record to {topic} was not acknowledged: {errors}")
-    producer.poll(0)
-    rtt.windows.clear()
-    cpu_start = self_cpu_seconds()
-    start = time.perf_counter()
-    deadline = start + cap_s
-    sent = 0
-    produce = producer.produce
-    while sent < count:
-        try:
-            produce(topic, value)
-        except BufferError:
-            producer.poll(0.001)  # local queue full: let librdkafka drain it
-            continue
-        sent += 1
-        if sent % 10_000 == 0:
-            producer.poll(0)
-            if time.perf_counter() > deadline:
-                break
-    remaining = producer.flush(FLUSH_GRACE_S)
-    seconds = time.perf_counter() - start
-    cpu = self_cpu_seconds() - cpu_start
-    producer.poll(0)
+    try:
+        value = os.urandom(value_size)
+        producer.produce(topic, value)
+        if producer.flush(FLUSH_GRACE_S) or failed:
+            raise RuntimeError(f"warm-up record to {topic} was not acknowledged: {errors}")
+        producer.poll(0)
+        rtt.windows.clear()
+        cpu_start = self_cpu_seconds()
+        start = time.perf_counter()
+        deadline = start + cap_s
+        sent = 0
+        produce = producer.produce
+        while sent < count:
+            try:
+                produce(topic, value)
+            except BufferError:
+                producer.poll(0.001)  # local queue full: let librdkafka drain it
+                continue
+            sent += 1
+            if sent % 10_000 == 0:
+                producer.poll(0)
+                if time.perf_counter() > deadline:
+                    break
+        remaining = producer.flush(FLUSH_GRACE_S)
+        seconds = time.perf_counter() - start
+        cpu = self_cpu_seconds() - cpu_start
+        producer.poll(0)
+    finally:
+        close_producer(producer)
     if errors:
         logger.warning("delivery errors on %s: %s", topic, errors)
     return ProduceOutcome(sent, failed + remaining, seconds, cpu, rtt.summary())
+
+
+def close_producer(producer: object) -> None:
+    """Drop anything undelivered and close, so no client thread outlives its broker."""
+    producer.purge()   # type: ignore[attr-defined]
+    producer.close()   # type: ignore[attr-defined]
 
 
 def _log_client_error(err: object) -> None:

@@ -10,7 +10,8 @@ import time
 
 from benchmarks.measurement import Measurement
 from benchmarks.procstat import Monitor, self_cpu_seconds
-from benchmarks.scenarios.common import CLIENT_LOG_LEVEL, Context, create_topic, fresh_topic
+from benchmarks.scenarios.common import CLIENT_LOG_LEVEL, Context, close_producer, create_topic, \
+    fresh_topic
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +79,7 @@ def run(ctx: Context) -> list[Measurement]:
             stop.set()
             receiver.join()
             consumer.close()
+            close_producer(producer)
         seconds = monitor.usage.wall_seconds if monitor.usage else duration_s
         row.metrics.update(records=len(latencies_ms), sent=sent, seconds=seconds,
                            rate=len(latencies_ms) / seconds,
