@@ -95,6 +95,8 @@ class LogManager:
             key = files.parse_partition_dir_name(entry.name)
             if key is None:
                 continue
+            if key[0] == "__cluster_metadata":  # the metadata log belongs to the controller (kbroker.raft)
+                continue
             if key in self._logs:
                 logger.error("partition %s-%d found in two log dirs; ignoring dir=%s", *key, entry)
                 continue
