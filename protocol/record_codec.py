@@ -329,10 +329,28 @@ def build_batch(
             max_timestamp = -1
     if last_offset_delta is None:
         last_offset_delta = max((r.offset_delta for r in items), default=-1)
-    payload = b"".join(encode_record(r) for r in items)
-    if compression != Compression.NONE:
-        payload = _compression.compress(compression, payload)
     attributes = make_attributes(compression, timestamp_type, is_transactional, is_control)
+    return _assemble(items, base_offset, partition_leader_epoch, attributes, last_offset_delta,
+                     base_timestamp, max_timestamp, producer_id, producer_epoch, base_sequence)
+
+
+def _assemble(
+    items: list[Record],
+    base_offset: int,
+    partition_leader_epoch: int,
+    attributes: int,
+    last_offset_delta: int,
+    base_timestamp: int,
+    max_timestamp: int,
+    producer_id: int,
+    producer_epoch: int,
+    base_sequence: int,
+) -> bytes:
+    """Encode and compress the records, write the header, compute the CRC."""
+    payload = b"".join(encode_record(r) for r in items)
+    codec = attributes & 0x07
+    if codec != Compression.NONE:
+        payload = _compression.compress(codec, payload)
     batch_length = BATCH_OVERHEAD - LOG_OVERHEAD + len(payload)
     out = bytearray(BATCH_OVERHEAD + len(payload))
     BATCH_HEADER.pack_into(
@@ -343,6 +361,18 @@ def build_batch(
     out[RECORDS_OFFSET:] = payload
     _U32.pack_into(out, 17, compute_crc(out, 0, len(out)))
     return bytes(out)
+
+
+def encode_batch(batch: RecordBatch) -> bytes:
+    """Re-encode a decoded (or edited) v2 batch, keeping every header field and attribute.
+
+    Meant for compaction: records may have been removed while base offset, last offset
+    delta, producer fields and timestamps stay as they were. Count and length are recomputed.
+    """
+    return _assemble(batch.records, batch.base_offset, batch.partition_leader_epoch,
+                     batch.attributes, batch.last_offset_delta, batch.base_timestamp,
+                     batch.max_timestamp, batch.producer_id, batch.producer_epoch,
+                     batch.base_sequence)
 
 
 def decode_batch(buf: Buffer, pos: int = 0) -> RecordBatch:

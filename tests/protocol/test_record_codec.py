@@ -22,6 +22,7 @@ from protocol.record_codec import (
     decode_record,
     decode_records,
     decode_varint,
+    encode_batch,
     encode_record,
     encode_varint,
 )
@@ -235,3 +236,20 @@ def test_decode_garbage_raises_only_decode_error(data: bytes) -> None:
             decode_records(blob)
         except DecodeError:
             pass
+
+
+@pytest.mark.parametrize("codec", list(Compression))
+def test_encode_batch_keeps_header_fields(codec: int) -> None:
+    original = build_batch(SAMPLE, base_offset=1_000, base_timestamp=50, compression=codec,
+                           producer_id=3, producer_epoch=1, base_sequence=0,
+                           is_transactional=True, partition_leader_epoch=8)
+    batch = decode_batch(original)
+    assert encode_batch(batch) == original  # the codecs are deterministic
+    # Compaction-style edit: drop records but keep the batch's offset range and fields.
+    batch.records = [batch.records[1]]
+    compacted = encode_batch(batch)
+    header = read_batch_header(compacted)
+    assert (header.base_offset, header.last_offset_delta, header.records_count) == (1_000, 3, 1)
+    assert (header.producer_id, header.base_sequence, header.is_transactional) == (3, 0, True)
+    assert header.compression == codec and header.max_timestamp == 1_050
+    assert decode_batch(compacted).records == [SAMPLE[1]]
