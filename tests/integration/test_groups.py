@@ -157,8 +157,9 @@ def test_admin_list_describe_delete_and_offsets(broker):
         assert described["group_state"] == "Stable"
         assert len(described["members"]) == 1
         # a group with members cannot be deleted
-        result = admin.delete_groups([group])
-        assert "NonEmptyGroup" in repr(result) or "NON_EMPTY" in repr(result).upper()
+        assert admin.delete_groups([group, unique("none")]) == {
+            group: "NonEmptyGroupError", **{k: "GroupIdNotFoundError"
+                                            for k in admin.delete_groups([unique("none")])}}
     finally:
         c.close()
     offsets = admin.list_group_offsets(group)[group]
