@@ -186,6 +186,9 @@ def decode_varint(buf: Buffer, pos: int, max_bytes: int = MAX_VARLONG_BYTES) -> 
         pos += 1
         result |= (byte & 0x7F) << shift
         if not byte & 0x80:
+            if result >> (7 * max_bytes - (3 if max_bytes == MAX_VARINT_BYTES else 6)):
+                # More significant bits than an int32 (varint) or int64 (varlong) holds.
+                raise DecodeError("varint value out of range")
             return (result >> 1) ^ -(result & 1), pos
         shift += 7
 

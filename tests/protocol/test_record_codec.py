@@ -66,6 +66,10 @@ def test_varint_bounds() -> None:
         decode_varint(b"\xff\xff\xff\xff\xff\x01", 0, max_bytes=5)
     with pytest.raises(DecodeError):
         decode_varint(b"\x80\x80", 0)
+    with pytest.raises(DecodeError):  # 33 significant bits in an int32 varint
+        decode_varint(b"\xff\xff\xff\xff\x1f", 0, max_bytes=5)
+    with pytest.raises(DecodeError):  # 65 significant bits in a varlong
+        decode_varint(b"\xff" * 9 + b"\x03", 0)
 
 
 def test_record_bytes_by_hand() -> None:

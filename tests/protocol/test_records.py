@@ -6,6 +6,8 @@ import struct
 
 import crc32c
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from kafka.record.default_records import DefaultRecordBatch, DefaultRecordBatchBuilder
 
 from protocol.errors import DecodeError, InvalidRecordError
@@ -205,3 +207,24 @@ def test_set_max_timestamp_log_append() -> None:
     assert [r.timestamp for r in theirs] == [1_800_000_000_000] * 3
     batch = decode_batch(buf)
     assert [ts for _, ts, _ in batch.iter_absolute()] == [1_800_000_000_000] * 3
+
+
+@settings(max_examples=80, deadline=None)
+@given(data=st.data())
+def test_mutated_batches_raise_only_decode_errors(data) -> None:
+    """Header-level functions on damaged input: a result or a DecodeError, nothing else."""
+    buf = bytearray(kafka_python_batch(count=3) + kafka_python_batch(count=1))
+    for _ in range(data.draw(st.integers(1, 4))):
+        index = data.draw(st.integers(0, len(buf) - 1))
+        buf[index] = data.draw(st.integers(0, 255))
+    cut = data.draw(st.integers(0, len(buf)))
+    damaged = bytes(buf[:cut])
+    try:
+        for pos, header in iter_batches(damaged):
+            assert pos + header.size <= len(damaged)
+    except DecodeError:
+        pass
+    try:
+        validate_batch(damaged)
+    except InvalidRecordError as exc:
+        assert exc.error_code in (CORRUPT_MESSAGE, INVALID_RECORD)
