@@ -46,6 +46,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--chart", type=Path, default=None,
                         help="with --compare: write a PNG of the ratios")
     parser.add_argument("--tansu-bin", default=None, help="path to the tansu binary")
+    parser.add_argument("--profile", type=Path, default=None, metavar="DIR",
+                        help="py-spy each measured window of kbroker into DIR "
+                             "(raw collapsed stacks + a .top.txt summary)")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
     names: list[str] = []
@@ -101,9 +104,10 @@ def environment(brokers: list[BrokerSpec]) -> dict[str, Any]:
     return meta
 
 
-def run_one(name: str, spec: BrokerSpec, run: int, quick: bool) -> list[Measurement]:
+def run_one(name: str, spec: BrokerSpec, run: int, quick: bool,
+            profile_dir: Path | None = None) -> list[Measurement]:
     """One scenario on one broker; a failure becomes a row with ``error`` set."""
-    ctx = Context(spec=spec, run=run, quick=quick)
+    ctx = Context(spec=spec, run=run, quick=quick, profile_dir=profile_dir)
     try:
         return SCENARIOS[name](ctx)
     except Exception as exc:  # a broken scenario must not stop the others
@@ -125,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
             # Interleaved: each broker runs a scenario before the next scenario starts, so
             # slow drifts of a shared machine hit both alike.
             for spec in brokers:
-                for row in run_one(name, spec, run, args.quick):
+                for row in run_one(name, spec, run, args.quick, args.profile):
                     rows.append(row)
                     print(line(row), flush=True)
     names = [spec.name for spec in brokers]

@@ -11,6 +11,11 @@ import os
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from benchmarks.profile import PySpy
 
 logger = logging.getLogger(__name__)
 
@@ -115,8 +120,11 @@ class Monitor:
     With ``pid=None`` (a broker given as HOST:PORT) nothing is measured and ``usage`` is None.
     """
 
-    def __init__(self, pid: int | None, interval_s: float = 0.02) -> None:
+    def __init__(self, pid: int | None, interval_s: float = 0.02,
+                 profile_path: Path | None = None) -> None:
         self.pid = pid
+        self.profile_path = profile_path
+        self._profiler: "PySpy | None" = None
         self.interval_s = interval_s
         self.usage: Usage | None = None
         self._stop = threading.Event()
@@ -135,6 +143,9 @@ class Monitor:
             self._cpu_start = tree_cpu_seconds(self.pid)
             self._thread = threading.Thread(target=self._sample, daemon=True)
             self._thread.start()
+            if self.profile_path is not None:
+                from benchmarks.profile import PySpy
+                self._profiler = PySpy(self.pid, self.profile_path)
         self._wall_start = time.perf_counter()
         return self
 
@@ -142,6 +153,8 @@ class Monitor:
         wall = time.perf_counter() - self._wall_start
         if self.pid is None:
             return
+        if self._profiler is not None:
+            self._profiler.stop()
         self._stop.set()
         assert self._thread is not None
         self._thread.join()

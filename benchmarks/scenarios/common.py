@@ -9,10 +9,12 @@ import logging
 import os
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Iterator
 
 from benchmarks.brokers import BrokerProcess, BrokerSpec
+from benchmarks.procstat import Monitor
 
 logger = logging.getLogger(__name__)
 
@@ -28,8 +30,7 @@ class Context:
     spec: BrokerSpec
     run: int = 0
     quick: bool = False
-    java_classpath: str | None = None   # set by the java scenarios' driver lookup
-    started: list[BrokerProcess] = field(default_factory=list)
+    profile_dir: Path | None = None     # --profile: py-spy each measured window of kbroker
 
     @contextlib.contextmanager
     def broker(self) -> Iterator[BrokerProcess]:
@@ -39,6 +40,14 @@ class Context:
             yield broker
         finally:
             broker.stop()
+
+    def monitor(self, broker: BrokerProcess, label: str) -> Monitor:
+        """A Monitor for the broker's timed window (profiled with py-spy when asked)."""
+        profile = None
+        if self.profile_dir is not None and broker.kind == "kbroker":
+            name = label.replace(" ", "-")
+            profile = self.profile_dir / f"{name}-run{self.run + 1}.txt"
+        return Monitor(broker.pid, profile_path=profile)
 
     def size(self, full: int, quick: int) -> int:
         """Pick a record count (or duration) for full or quick mode."""

@@ -8,7 +8,7 @@ import resource
 import time
 
 from benchmarks.measurement import Measurement
-from benchmarks.procstat import Monitor, rss_bytes
+from benchmarks.procstat import rss_bytes
 from benchmarks.scenarios.common import Context
 from benchmarks.wire import WireConnection
 from protocol import ApiKey
@@ -37,7 +37,7 @@ def run(ctx: Context) -> list[Measurement]:
         open_conns: list[WireConnection] = []
         answered = 0
         try:
-            with Monitor(broker.pid) as monitor:
+            with ctx.monitor(broker, row.scenario) as monitor:
                 start = time.perf_counter()
                 for _ in range(count):
                     conn = WireConnection(broker.host, broker.port)

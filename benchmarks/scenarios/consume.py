@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 
 from benchmarks.measurement import Measurement
-from benchmarks.procstat import Monitor, self_cpu_seconds
+from benchmarks.procstat import self_cpu_seconds
 from benchmarks.scenarios.common import CLIENT_LOG_LEVEL, Context, create_topic, fresh_topic, \
     produce_confluent
 from benchmarks.scenarios.produce import SMALL_CONFIG, fill_row
@@ -60,7 +60,8 @@ def consume_confluent(bootstrap: str, topic: str, count: int, cap_s: float) -> C
         records = errors = first_batch = 0
         first_at = cpu_start = 0.0
         while records < count and time.perf_counter() < deadline:
-            batch = consumer.consume(num_messages=10_000, timeout=1.0)
+            # consume() waits for num_messages or the timeout: never ask for more than is left.
+            batch = consumer.consume(num_messages=min(10_000, count - records), timeout=1.0)
             failed = sum(1 for message in batch if message.error() is not None)
             if failed:
                 errors += failed
@@ -84,7 +85,7 @@ def run(ctx: Context) -> list[Measurement]:
     row = Measurement("consume", ctx.spec.name, ctx.run)
     with ctx.broker() as broker:
         topic, stored = prefill(ctx, broker.bootstrap, "consume")
-        with Monitor(broker.pid) as monitor:
+        with ctx.monitor(broker, row.scenario) as monitor:
             outcome = consume_confluent(broker.bootstrap, topic, stored, ctx.seconds(120, 20))
         fill_row(row, outcome.timed, VALUE_SIZE, outcome.seconds, outcome.client_cpu_seconds)
         row.add_usage(monitor.usage, outcome.total)

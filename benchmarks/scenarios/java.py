@@ -85,7 +85,7 @@ def run_produce(ctx: Context) -> list[Measurement]:
         topic = fresh_topic("javap")
         create_topic(broker.bootstrap, topic, 1)
         classpath()  # compile before the broker is measured
-        with Monitor(broker.pid) as monitor:
+        with ctx.monitor(broker, row.scenario) as monitor:
             result = run_driver("produce", broker.bootstrap, topic,
                                 ctx.size(5_000_000, 50_000), VALUE_SIZE,
                                 ctx.seconds(20, 2), PRODUCE_CONFIG)
@@ -107,7 +107,7 @@ def run_consume(ctx: Context) -> list[Measurement]:
     with ctx.broker() as broker:
         topic, stored = prefill(ctx, broker.bootstrap, "javac")
         classpath()
-        with Monitor(broker.pid) as monitor:
+        with ctx.monitor(broker, row.scenario) as monitor:
             result = run_driver("consume", broker.bootstrap, topic, stored, VALUE_SIZE,
                                 ctx.seconds(120, 20), CONSUME_CONFIG)
         fill_row(row, result["records"], VALUE_SIZE, result["seconds"], result["cpu_seconds"])

@@ -8,7 +8,7 @@ import os
 import time
 
 from benchmarks.measurement import Measurement
-from benchmarks.procstat import Monitor, self_cpu_seconds
+from benchmarks.procstat import self_cpu_seconds
 from benchmarks.scenarios.common import Context, create_topic, fresh_topic
 from benchmarks.scenarios.produce import fill_row
 
@@ -37,7 +37,7 @@ def run(ctx: Context) -> list[Measurement]:
             producer.send(topic, value).get(timeout=30)
             send = producer.send
             cpu_start = self_cpu_seconds()
-            with Monitor(broker.pid) as monitor:
+            with ctx.monitor(broker, row.scenario) as monitor:
                 start = time.perf_counter()
                 deadline = start + cap_s
                 sent = 0

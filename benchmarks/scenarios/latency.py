@@ -9,7 +9,7 @@ import threading
 import time
 
 from benchmarks.measurement import Measurement
-from benchmarks.procstat import Monitor, self_cpu_seconds
+from benchmarks.procstat import self_cpu_seconds
 from benchmarks.scenarios.common import CLIENT_LOG_LEVEL, Context, close_producer, create_topic, \
     fresh_topic
 
@@ -58,7 +58,7 @@ def run(ctx: Context) -> list[Measurement]:
         sent = 0
         try:
             cpu_start = self_cpu_seconds()
-            with Monitor(broker.pid) as monitor:
+            with ctx.monitor(broker, row.scenario) as monitor:
                 start = time.perf_counter()
                 # Absolute schedule: a late send does not delay the following ones.
                 total = int(duration_s / INTERVAL_S)

@@ -8,7 +8,6 @@ from typing import Callable
 from benchmarks.brokers import BrokerProcess
 
 from benchmarks.measurement import MB, Measurement
-from benchmarks.procstat import Monitor
 from benchmarks.scenarios.common import Context, create_topic, fresh_topic, produce_confluent
 
 logger = logging.getLogger(__name__)
@@ -34,7 +33,7 @@ def produce_scenario(ctx: Context, name: str, *, config: dict[str, object], coun
     with ctx.broker() as broker:
         topic = fresh_topic(name)
         create_topic(broker.bootstrap, topic, partitions)
-        with Monitor(broker.pid) as monitor:
+        with ctx.monitor(broker, name) as monitor:
             outcome = produce_confluent(broker.bootstrap, topic, count=count,
                                         value_size=value_size, cap_s=cap_s, config=config,
                                         stats_interval_ms=100 if ctx.quick else 1000)

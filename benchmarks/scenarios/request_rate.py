@@ -18,7 +18,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from benchmarks.measurement import Measurement
-from benchmarks.procstat import Monitor, self_cpu_seconds
+from benchmarks.procstat import self_cpu_seconds
 from benchmarks.scenarios.common import Context, create_topic, fresh_topic
 from benchmarks.wire import CLIENT_ID, SIZE
 from protocol import ApiKey, decode_response, encode_request
@@ -147,7 +147,7 @@ def run(ctx: Context) -> list[Measurement]:
                          keep_responses=False)[0]
             logger.debug("warm-up answered %d requests", warm)
             cpu_start = self_cpu_seconds()
-            with Monitor(broker.pid) as monitor:
+            with ctx.monitor(broker, row.scenario) as monitor:
                 answered, seconds, latencies, responses = drive(
                     broker.host, broker.port, topic, connections, in_flight,
                     ctx.seconds(10, 0.5))
