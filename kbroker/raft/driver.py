@@ -47,6 +47,14 @@ class SingleVoterQuorum:
         """Open the log (recovering a torn tail) and become leader of a new epoch."""
         self.directory.mkdir(parents=True, exist_ok=True)
         self._log = MetadataLog.open(self.directory)
+        snapshot = load_latest_snapshot(self.directory)
+        if snapshot is not None and self._log.end_offset < snapshot.end_offset:
+            if self._log.size_bytes:
+                raise RuntimeError(
+                    f"metadata log in {self.directory} ends at offset {self._log.end_offset}, before its "
+                    f"snapshot's end offset {snapshot.end_offset}: the log lost committed records")
+            # The records below the snapshot are gone (or were never here): continue after it.
+            self._log.end_offset = self._log.flushed_offset = snapshot.end_offset
         self.leader_epoch = self._read_epoch() + 1
         self._write_epoch(self.leader_epoch)
         logger.info("metadata quorum open node_id=%d leader_epoch=%d end_offset=%d",

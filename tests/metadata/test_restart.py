@@ -113,3 +113,47 @@ async def test_meta_properties(data_dir, tmp_path):
     controller = Controller(make_config(data_dir, **{"node.id": "2"}), Clock())
     with pytest.raises(MetaPropertiesError):
         controller.open()
+
+
+async def test_snapshot_alone_restores_and_log_continues_after_it(data_dir):
+    async with running_controller(data_dir) as c:
+        await _populate(c)
+        c.write_snapshot()
+        before = _summary(c.image)
+        end = c.image.offset + 1
+    (data_dir / METADATA_DIR_NAME / SEGMENT_NAME).unlink()  # only the snapshot is left
+    async with running_controller(data_dir) as c:
+        assert _summary(c.image) == before
+        assert c.image.offset == end - 1
+        await c.create_topic("after", 1, 1, None, {})
+        assert c.image.offset > end - 1
+        after = _summary(c.image)
+    async with running_controller(data_dir) as c:
+        assert _summary(c.image) == after
+
+
+async def test_concurrent_operations_are_serialised(data_dir):
+    import trio
+
+    from kbroker.errors import KafkaError
+
+    async with running_controller(data_dir) as c:
+        outcomes: list[str] = []
+
+        async def create(name: str) -> None:
+            try:
+                await c.create_topic(name, 1, 1, None, {})
+                outcomes.append("ok")
+            except KafkaError as exc:
+                outcomes.append(f"error {exc.code}")
+
+        async with trio.open_nursery() as nursery:
+            for _ in range(3):
+                nursery.start_soon(create, "same")
+            for i in range(10):
+                nursery.start_soon(create, f"t{i}")
+        assert outcomes.count("ok") == 11 and outcomes.count("error 36") == 2  # TOPIC_ALREADY_EXISTS
+        assert len(c.image.topics_by_name) == 11
+        committed = _summary(c.image)
+    async with running_controller(data_dir) as c:
+        assert _summary(c.image) == committed
