@@ -78,7 +78,7 @@ def environment(brokers: list[BrokerSpec]) -> dict[str, Any]:
         pass
     try:
         import confluent_kafka
-        meta["confluent_kafka"] = confluent_kafka.version()[0]
+        meta["confluent_kafka"] = confluent_kafka.__version__
         meta["librdkafka"] = confluent_kafka.libversion()[0]
     except ImportError:
         pass
@@ -86,6 +86,19 @@ def environment(brokers: list[BrokerSpec]) -> dict[str, Any]:
         import kafka
         meta["kafka_python"] = kafka.__version__
     except ImportError:
+        pass
+    try:
+        import zipfile
+
+        from benchmarks.scenarios.java import find_jars
+        jar = next(j for j in find_jars() if j.name.startswith("kafka-clients"))
+        with zipfile.ZipFile(jar) as archive:
+            props = archive.read("kafka/kafka-version.properties").decode()
+        meta["java_kafka_clients"] = next(l.split("=", 1)[1] for l in props.splitlines()
+                                          if l.startswith("version="))
+        meta["java"] = subprocess.run(["java", "-version"], capture_output=True,
+                                      text=True).stderr.splitlines()[0]
+    except (OSError, RuntimeError, StopIteration, KeyError, IndexError):
         pass
     root = Path(__file__).resolve().parent.parent
     try:
@@ -124,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.compare:
         brokers.append(BrokerSpec(args.compare, args.tansu_bin))
     rows: list[Measurement] = []
+    meta = environment(brokers)
     for run in range(args.runs):
         for name in args.names:
             # Interleaved: each broker runs a scenario before the next scenario starts, so
@@ -132,12 +146,13 @@ def main(argv: list[str] | None = None) -> int:
                 for row in run_one(name, spec, run, args.quick, args.profile):
                     rows.append(row)
                     print(line(row), flush=True)
+                if args.json:
+                    # Rewritten after every scenario so an interrupted long run keeps its rows.
+                    args.json.write_text(json.dumps(to_json(rows, meta), indent=1))
     names = [spec.name for spec in brokers]
     if args.runs > 1 or len(brokers) > 1:
         print()
         print(side_by_side(rows, names))
-    if args.json:
-        args.json.write_text(json.dumps(to_json(rows, environment(brokers)), indent=1))
     if args.chart and len(brokers) == 2:
         from benchmarks.chart import write_chart
         write_chart(rows, names[0], names[1], args.chart)

@@ -3,9 +3,12 @@ ratio, and JSON."""
 
 from __future__ import annotations
 
+import argparse
+import json
 import statistics
 from collections import defaultdict
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from benchmarks.measurement import Measurement
@@ -204,3 +207,28 @@ def to_json(rows: Sequence[Measurement], meta: dict[str, Any]) -> dict[str, Any]
                                      "runs": s.runs} for k, s in metrics.items()}}
                     for (scenario, broker), metrics in stats.items()],
     }
+
+
+def load(path: str | Path) -> tuple[list[Measurement], dict[str, Any]]:
+    """Rows and meta back from a ``--json`` file."""
+    data = json.loads(Path(path).read_text())
+    return [Measurement(**row) for row in data["runs"]], data.get("meta", {})
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m benchmarks.report FILE.json [--chart PNG]``: the table (and chart) again."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.report")
+    parser.add_argument("file", type=Path)
+    parser.add_argument("--chart", type=Path, default=None)
+    args = parser.parse_args(argv)
+    rows, meta = load(args.file)
+    brokers = list(dict.fromkeys(row.broker for row in rows))
+    print(json.dumps(meta, indent=1))
+    print(side_by_side(rows, brokers))
+    if args.chart and len(brokers) == 2:
+        from benchmarks.chart import write_chart
+        write_chart(rows, brokers[0], brokers[1], args.chart)
+
+
+if __name__ == "__main__":
+    main()
