@@ -1,0 +1,1 @@
+"""Compatibility suite: drives stock Kafka clients through scenarios against a broker."""
