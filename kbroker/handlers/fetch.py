@@ -32,6 +32,8 @@ FENCED_LEADER_EPOCH = 74
 UNKNOWN_LEADER_EPOCH = 76
 UNKNOWN_TOPIC_ID = 100
 READ_COMMITTED = 1
+CONTROL_BIT = 0x20          # v2 batch attribute: control batch
+LOG_APPEND_TIME_BIT = 0x08  # v1 message / v2 batch attribute: LogAppendTime
 
 
 def check_leader_epoch(requested: int, current: int) -> int:
@@ -159,11 +161,36 @@ def _read_all(ctx: RequestContext, partitions, max_bytes: int, use_ids: bool,
     return reads, total, failed
 
 
+def down_convert(records: bytes, magic: int) -> bytes:
+    """v2 batches -> an uncompressed magic 0/1 message set, for Fetch v0-3 (as Kafka does).
+
+    Control batches are dropped, and so are record headers (older formats have none).
+    """
+    from protocol.legacy import encode_message
+    from protocol.record_codec import decode_records
+
+    out = bytearray()
+    for batch in decode_records(records):
+        if batch.attributes & CONTROL_BIT:
+            continue
+        log_append_time = batch.timestamp_type == 1
+        for record in batch.records:
+            timestamp = -1
+            if magic == 1:
+                timestamp = batch.max_timestamp if log_append_time else batch.base_timestamp + record.timestamp_delta
+            out += encode_message(batch.base_offset + record.offset_delta, record.key, record.value,
+                                  magic=magic, timestamp=timestamp,
+                                  attributes=LOG_APPEND_TIME_BIT if (log_append_time and magic == 1) else 0)
+    return bytes(out)
+
+
 def _partition_body(read: _Read, version: int) -> dict:
     body = {"partition_index": read.key[1], "error_code": read.error_code,
             "high_watermark": read.high_watermark, "last_stable_offset": read.last_stable_offset,
             "log_start_offset": read.log_start_offset, "aborted_transactions": None,
             "records": read.records}
+    if version <= 3 and read.records:
+        body["records"] = down_convert(read.records, 0 if version <= 1 else 1)
     if version >= 11:
         body["preferred_read_replica"] = -1
     return body

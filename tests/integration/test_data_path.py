@@ -197,3 +197,23 @@ def test_offset_for_leader_epoch_and_describe_log_dirs(broker, topic):
         assert result["error_code"] == 0 and result["total_bytes"] > 0
         partitions = result["topics"][0]["partitions"]
         assert result["topics"][0]["name"] == topic and partitions[0]["partition_size"] > 0
+
+
+def test_old_clients_magic_0_and_1(broker, topic):
+    """Produce v2 with magic 0/1 message sets (converted to v2 batches on append); Fetch v0-3
+    answers in the old formats (down-converted, as Kafka 3.9)."""
+    records = [Rec(0, b"k%d" % i, b"v%d" % i, (), 1_700_000_000_000 + i) for i in range(6)]
+    assert kp_produce(broker.bootstrap_servers, topic, records[:3], api_version=(0, 10, 1)) == [0, 1, 2]
+    assert kp_produce(broker.bootstrap_servers, topic, records[3:], api_version=(0, 9)) == [3, 4, 5]
+    from protocol.legacy import decode_message_set
+
+    with WireClient(broker.bootstrap_servers) as client:
+        for version, magic in ((0, 0), (1, 0), (2, 1), (3, 1)):
+            response = client.request(FETCH, version, _fetch_body(topic, 0, 0))
+            blob = bytes(response["responses"][0]["partitions"][0]["records"])
+            assert blob[16] == magic
+            messages = decode_message_set(blob)
+            assert [(m.offset, m.key, m.value) for m in messages] == [
+                (i, b"k%d" % i, b"v%d" % i) for i in range(6)]
+            if magic == 1:  # magic 0 producers sent no timestamp
+                assert [m.timestamp for m in messages] == [1_700_000_000_000 + i for i in range(3)] + [-1] * 3
