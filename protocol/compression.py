@@ -18,6 +18,7 @@ Wire formats, as the Java client and librdkafka produce them:
 from __future__ import annotations
 
 import struct
+import zlib
 from typing import Union
 
 import cramjam
@@ -63,22 +64,85 @@ def compress(codec: int, data: Buffer) -> bytes:
     raise UnsupportedCompressionError(codec)
 
 
-def decompress(codec: int, data: Buffer) -> bytes:
-    """Decompress `data` compressed with `codec`; raises DecodeError on malformed input."""
+class DecompressedSizeError(DecodeError):
+    """Decompressed data would exceed the caller's `max_size` (a decompression bomb guard)."""
+
+    def __init__(self, codec: int, max_size: int) -> None:
+        super().__init__(f"{_codec_name(codec)} data decompresses to more than {max_size} bytes")
+        self.max_size = max_size
+
+
+def _codec_name(codec: int) -> str:
+    try:
+        return Compression(codec).name.lower()
+    except ValueError:
+        return f"codec {codec}"
+
+
+def decompress(codec: int, data: Buffer, max_size: int | None = None) -> bytes:
+    """Decompress `data` compressed with `codec`; raises DecodeError on malformed input.
+
+    With `max_size`, output beyond that many bytes raises DecompressedSizeError without
+    materialising it (gzip streams with a bound, snappy checks its length headers first,
+    lz4/zstd decode into a buffer of max_size + 1 bytes).
+    """
     if codec == Compression.NONE:
+        if max_size is not None and len(data) > max_size:
+            raise DecompressedSizeError(codec, max_size)
         return bytes(data)
     try:
         if codec == Compression.GZIP:
+            if max_size is not None:
+                return _gunzip_bounded(data, max_size)
             return bytes(cramjam.gzip.decompress(data))
         if codec == Compression.SNAPPY:
-            return snappy_decompress(data)
+            return snappy_decompress(data, max_size)
         if codec == Compression.LZ4:
-            return lz4_decompress(data)
+            return lz4_decompress(data, max_size)
         if codec == Compression.ZSTD:
+            if max_size is not None:
+                return _decompress_into(cramjam.zstd, codec, data, max_size)
             return bytes(cramjam.zstd.decompress(data))
     except cramjam.DecompressionError as exc:
-        raise DecodeError(f"{Compression(codec).name.lower()} data is corrupt: {exc}") from None
+        raise DecodeError(f"{_codec_name(codec)} data is corrupt: {exc}") from None
     raise UnsupportedCompressionError(codec)
+
+
+def _gunzip_bounded(data: Buffer, max_size: int) -> bytes:
+    """gzip (possibly several members, as GZIPInputStream reads) with an output bound."""
+    out = bytearray()
+    pending = bytes(data)
+    try:
+        while True:
+            stream = zlib.decompressobj(wbits=31)
+            out += stream.decompress(pending, max_size + 1 - len(out))
+            if len(out) > max_size or stream.unconsumed_tail:
+                raise DecompressedSizeError(Compression.GZIP, max_size)
+            out += stream.flush(max_size + 1 - len(out)) if not stream.eof else b""
+            if len(out) > max_size:
+                raise DecompressedSizeError(Compression.GZIP, max_size)
+            if not stream.eof:
+                raise DecodeError("gzip data is corrupt: unexpected end of stream")
+            pending = stream.unused_data
+            if not pending:
+                return bytes(out)
+    except zlib.error as exc:
+        raise DecodeError(f"gzip data is corrupt: {exc}") from None
+
+
+def _decompress_into(module, codec: int, data: Buffer, max_size: int) -> bytes:
+    """Decode into a bounded buffer; cramjam cannot tell "too big" from "corrupt" here."""
+    out = bytearray(max_size + 1)
+    try:
+        written = module.decompress_into(data, out)
+    except cramjam.DecompressionError as exc:
+        raise DecodeError(
+            f"{_codec_name(codec)} data is corrupt or larger than {max_size} bytes: {exc}"
+        ) from None
+    if written > max_size:
+        raise DecompressedSizeError(codec, max_size)
+    del out[written:]
+    return bytes(out)
 
 
 def xerial_snappy_compress(data: Buffer, block_size: int = XERIAL_BLOCK_SIZE) -> bytes:
@@ -92,13 +156,19 @@ def xerial_snappy_compress(data: Buffer, block_size: int = XERIAL_BLOCK_SIZE) ->
     return b"".join(parts)
 
 
-def snappy_decompress(data: Buffer) -> bytes:
-    """Decode xerial-framed or raw snappy (detected by the xerial magic)."""
+def snappy_decompress(data: Buffer, max_size: int | None = None) -> bytes:
+    """Decode xerial-framed or raw snappy (detected by the xerial magic).
+
+    Raw snappy blocks state their decompressed length up front, so `max_size` is checked
+    before anything is decompressed.
+    """
     view = memoryview(data).cast("B")
     if len(view) < XERIAL_HEADER.size or bytes(view[:8]) != XERIAL_MAGIC:
+        _check_snappy_len(view, 0, max_size)
         return bytes(cramjam.snappy.decompress_raw(view))
     pos = XERIAL_HEADER.size
-    out = []
+    blocks = []
+    total = 0
     end = len(view)
     while pos < end:
         if end - pos < 4:
@@ -107,20 +177,41 @@ def snappy_decompress(data: Buffer) -> bytes:
         pos += 4
         if length < 0 or length > end - pos:
             raise DecodeError(f"xerial snappy chunk of {length} bytes exceeds the data")
-        out.append(bytes(cramjam.snappy.decompress_raw(view[pos : pos + length])))
+        block = view[pos : pos + length]
+        total = _check_snappy_len(block, total, max_size)
+        blocks.append(block)
         pos += length
-    return b"".join(out)
+    return b"".join(bytes(cramjam.snappy.decompress_raw(block)) for block in blocks)
 
 
-def lz4_decompress(data: Buffer) -> bytes:
+def _check_snappy_len(block: memoryview, total: int, max_size: int | None) -> int:
+    """Add a raw block's declared length to `total`, enforcing `max_size`."""
+    if max_size is None:
+        return total
+    total += cramjam.snappy.decompress_raw_len(block)
+    if total > max_size:
+        raise DecompressedSizeError(Compression.SNAPPY, max_size)
+    return total
+
+
+def lz4_decompress(data: Buffer, max_size: int | None = None) -> bytes:
     """Decode an LZ4 frame; falls back to fixing Kafka 0.8's broken header checksum."""
     try:
-        return bytes(cramjam.lz4.decompress(data))
-    except cramjam.DecompressionError:
+        return _lz4_frame(data, max_size)
+    except DecodeError:
         fixed = fix_legacy_lz4_header_checksum(data)
-        if fixed is None:
+        if fixed is None or fixed == bytes(data):
             raise
-        return bytes(cramjam.lz4.decompress(fixed))
+        return _lz4_frame(fixed, max_size)
+
+
+def _lz4_frame(data: Buffer, max_size: int | None) -> bytes:
+    if max_size is not None:
+        return _decompress_into(cramjam.lz4, Compression.LZ4, data, max_size)
+    try:
+        return bytes(cramjam.lz4.decompress(data))
+    except cramjam.DecompressionError as exc:
+        raise DecodeError(f"lz4 data is corrupt: {exc}") from None
 
 
 def _lz4_descriptor_end(view: memoryview) -> int | None:

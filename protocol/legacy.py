@@ -124,7 +124,7 @@ def _iter_raw(buf: Buffer) -> Iterator[tuple[int, int]]:
         pos = end
 
 
-def _expand_wrapper(wrapper: LegacyMessage) -> list[LegacyMessage]:
+def _expand_wrapper(wrapper: LegacyMessage, max_size: int | None) -> list[LegacyMessage]:
     """Decompress a wrapper and give its inner messages absolute offsets (and timestamps)."""
     if wrapper.value is None:
         raise InvalidRecordError("compressed wrapper message has a null value", INVALID_RECORD)
@@ -132,7 +132,7 @@ def _expand_wrapper(wrapper: LegacyMessage) -> list[LegacyMessage]:
     if codec not in (Compression.GZIP, Compression.SNAPPY, Compression.LZ4):
         raise InvalidRecordError(f"codec {codec} is not valid for magic {wrapper.magic}",
                                  INVALID_RECORD)
-    inner_set = _compression.decompress(codec, wrapper.value)
+    inner_set = _compression.decompress(codec, wrapper.value, max_size)
     inner = []
     for start, end in _iter_raw(inner_set):
         message = _parse_message(inner_set, start, end)
@@ -158,31 +158,36 @@ def _expand_wrapper(wrapper: LegacyMessage) -> list[LegacyMessage]:
     return inner
 
 
-def _decode_entries(blob: Buffer) -> list[_Entry]:
+def _decode_entries(blob: Buffer, max_size: int | None = None) -> list[_Entry]:
     entries = []
     for start, end in _iter_raw(blob):
         message = _parse_message(blob, start, end)
         if message.compression:
-            entries.append(_Entry(message.magic, message.compression, _expand_wrapper(message)))
+            inner = _expand_wrapper(message, max_size)
+            entries.append(_Entry(message.magic, message.compression, inner))
         else:
             entries.append(_Entry(message.magic, Compression.NONE, [message]))
     return entries
 
 
-def decode_message_set(blob: Buffer) -> list[LegacyMessage]:
+def decode_message_set(
+    blob: Buffer, *, max_decompressed_bytes: int | None = None
+) -> list[LegacyMessage]:
     """All messages of a magic 0/1 message set, wrappers expanded, absolute offsets.
 
     CRCs are checked (InvalidRecordError with CORRUPT_MESSAGE); a truncated tail is ignored.
+    `max_decompressed_bytes` bounds each wrapper's inner set (DecompressedSizeError).
     """
-    return [message for entry in _decode_entries(blob) for message in entry.messages]
+    entries = _decode_entries(blob, max_decompressed_bytes)
+    return [message for entry in entries for message in entry.messages]
 
 
-def decode_entry_as_batches(blob: Buffer) -> list:
+def decode_entry_as_batches(blob: Buffer, *, max_decompressed_bytes: int | None = None) -> list:
     """Decode legacy entries as `record_codec.RecordBatch` values (one per top-level entry)."""
     from protocol.record_codec import Record, RecordBatch
 
     batches = []
-    for entry in _decode_entries(blob):
+    for entry in _decode_entries(blob, max_decompressed_bytes):
         first = entry.messages[0]
         base_timestamp = first.timestamp
         records = [
@@ -211,16 +216,22 @@ def decode_entry_as_batches(blob: Buffer) -> list:
     return batches
 
 
-def convert_to_batch(blob: Buffer, *, compression: int | None = None) -> bytes:
+def convert_to_batch(
+    blob: Buffer,
+    *,
+    compression: int | None = None,
+    max_decompressed_bytes: int | None = None,
+) -> bytes:
     """Convert a magic 0/1 message set into one v2 batch (offsets 0..n-1, timestamps kept).
 
     `compression` defaults to the codec of the first compressed entry (else none), as Kafka
     keeps the producer's codec. Magic 0 messages have no timestamp: they keep -1.
-    Raises InvalidRecordError for an empty set or corrupt messages.
+    Raises InvalidRecordError for an empty set or corrupt messages; for untrusted input pass
+    `max_decompressed_bytes` so that a compressed wrapper cannot expand without bound.
     """
     from protocol.record_codec import Record, build_batch
 
-    entries = _decode_entries(blob)
+    entries = _decode_entries(blob, max_decompressed_bytes)
     messages = [m for entry in entries for m in entry.messages]
     if not messages:
         raise InvalidRecordError("message set holds no complete message", INVALID_RECORD)

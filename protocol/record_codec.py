@@ -378,10 +378,13 @@ def encode_batch(batch: RecordBatch) -> bytes:
                      batch.base_sequence)
 
 
-def decode_batch(buf: Buffer, pos: int = 0) -> RecordBatch:
+def decode_batch(
+    buf: Buffer, pos: int = 0, *, max_decompressed_bytes: int | None = None
+) -> RecordBatch:
     """Decode the v2 batch at `pos` including its records (decompressing as needed).
 
     The CRC is not checked here (use `protocol.records.validate_batch` for that).
+    `max_decompressed_bytes` bounds the decompressed payload (DecompressedSizeError).
     """
     header = read_batch_header(buf, pos)
     if header.magic != CURRENT_MAGIC:
@@ -391,7 +394,8 @@ def decode_batch(buf: Buffer, pos: int = 0) -> RecordBatch:
         raise DecodeError(f"record batch of {size} bytes is truncated or malformed")
     view = memoryview(buf)[pos + RECORDS_OFFSET : pos + size]
     codec = header.attributes & 0x07
-    payload = _compression.decompress(codec, view) if codec else bytes(view)
+    payload = (_compression.decompress(codec, view, max_decompressed_bytes) if codec
+               else bytes(view))
     records = decode_record_list(payload, header.records_count)
     return RecordBatch(
         base_offset=header.base_offset,
@@ -411,7 +415,9 @@ def decode_batch(buf: Buffer, pos: int = 0) -> RecordBatch:
     )
 
 
-def decode_records(blob: Buffer) -> list[RecordBatch]:
+def decode_records(
+    blob: Buffer, *, max_decompressed_bytes: int | None = None
+) -> list[RecordBatch]:
     """Decode every complete batch in a records blob (magic 2, or magic 0/1 message sets).
 
     A truncated tail is ignored, as fetch responses may end mid-batch.
@@ -431,9 +437,10 @@ def decode_records(blob: Buffer) -> list[RecordBatch]:
             break
         magic = view[pos + MAGIC_OFFSET]
         if magic == CURRENT_MAGIC:
-            batches.append(decode_batch(view, pos))
+            batches.append(decode_batch(view, pos, max_decompressed_bytes=max_decompressed_bytes))
         elif magic in (0, 1):
-            batches.extend(legacy.decode_entry_as_batches(view[pos : pos + size]))
+            batches.extend(legacy.decode_entry_as_batches(
+                view[pos : pos + size], max_decompressed_bytes=max_decompressed_bytes))
         else:
             raise DecodeError(f"unknown record magic {magic} at {pos}")
         pos += size

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from protocol.compression import (
+    DecompressedSizeError,
     XERIAL_MAGIC,
     UnsupportedCompressionError,
     break_lz4_header_checksum,
@@ -154,3 +155,21 @@ def test_truncated_xerial_chunk() -> None:
         decompress(Compression.SNAPPY, framed[:18])
     with pytest.raises(DecodeError):
         decompress(Compression.SNAPPY, framed[:-5])
+
+
+@pytest.mark.parametrize("codec", list(Compression))
+def test_max_size_bounds_output(codec: int) -> None:
+    bomb = compress(codec, b"\x00" * 2_000_000)
+    assert decompress(codec, bomb, max_size=2_000_000) == b"\x00" * 2_000_000
+    with pytest.raises(DecodeError) as info:
+        decompress(codec, bomb, max_size=1_999_999)
+    assert isinstance(info.value, DecompressedSizeError)
+
+
+def test_bounded_gzip_reads_concatenated_members_and_rejects_truncation() -> None:
+    two = compress(Compression.GZIP, b"first ") + compress(Compression.GZIP, b"second")
+    assert decompress(Compression.GZIP, two, max_size=100) == b"first second"
+    with pytest.raises(DecompressedSizeError):
+        decompress(Compression.GZIP, two, max_size=8)
+    with pytest.raises(DecodeError):
+        decompress(Compression.GZIP, compress(Compression.GZIP, PAYLOAD)[:-10], max_size=10**7)

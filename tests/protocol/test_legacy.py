@@ -10,6 +10,7 @@ import pytest
 from kafka.record.legacy_records import LegacyRecordBatchBuilder
 from kafka.record.memory_records import MemoryRecords
 
+from protocol.compression import DecompressedSizeError
 from protocol.errors import InvalidRecordError
 from protocol.legacy import (
     build_message_set,
@@ -179,3 +180,15 @@ def test_zstd_not_allowed_in_legacy_wrapper() -> None:
     wrapper = encode_message(0, None, b"\x28\xb5\x2f\xfd", magic=1, attributes=Compression.ZSTD)
     with pytest.raises(InvalidRecordError):
         decode_message_set(wrapper)
+
+
+def test_convert_bounds_decompressed_size() -> None:
+    """A tiny compressed wrapper must not expand without bound when a limit is given."""
+    bomb = build_message_set([(None, b"\x00" * 1_000_000)], magic=1,
+                             compression=Compression.GZIP)
+    assert len(bomb) < 5_000
+    assert len(decode_message_set(bomb)) == 1
+    with pytest.raises(DecompressedSizeError):
+        convert_to_batch(bomb, max_decompressed_bytes=100_000)
+    with pytest.raises(DecompressedSizeError):
+        decode_records(bomb, max_decompressed_bytes=100_000)

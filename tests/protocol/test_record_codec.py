@@ -257,3 +257,12 @@ def test_encode_batch_keeps_header_fields(codec: int) -> None:
     assert (header.producer_id, header.base_sequence, header.is_transactional) == (3, 0, True)
     assert header.compression == codec and header.max_timestamp == 1_050
     assert decode_batch(compacted).records == [SAMPLE[1]]
+
+
+def test_decode_batch_bounds_decompressed_size() -> None:
+    data = build_batch([(None, b"\x00" * 500_000)], compression=Compression.ZSTD)
+    assert decode_batch(data, max_decompressed_bytes=600_000).records[0].value == b"\x00" * 500_000
+    with pytest.raises(DecodeError):
+        decode_batch(data, max_decompressed_bytes=100_000)
+    with pytest.raises(DecodeError):
+        decode_records(data, max_decompressed_bytes=100_000)
