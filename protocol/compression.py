@@ -281,7 +281,8 @@ def xxh32(data: bytes, seed: int = 0) -> int:
         while pos + 16 <= length:
             for i in range(4):
                 lane = int.from_bytes(data[pos : pos + 4], "little")
-                lanes[i] = (_rotl32((lanes[i] + lane * _PRIME32_2) & _MASK32, 13) * _PRIME32_1) & _MASK32
+                mixed = _rotl32((lanes[i] + lane * _PRIME32_2) & _MASK32, 13)
+                lanes[i] = (mixed * _PRIME32_1) & _MASK32
                 pos += 4
         acc = (_rotl32(lanes[0], 1) + _rotl32(lanes[1], 7) + _rotl32(lanes[2], 12)
                + _rotl32(lanes[3], 18)) & _MASK32

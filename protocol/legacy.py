@@ -137,7 +137,9 @@ def _expand_wrapper(wrapper: LegacyMessage, max_size: int | None) -> list[Legacy
     for start, end in _iter_raw(inner_set):
         message = _parse_message(inner_set, start, end)
         if message.compression:
-            raise InvalidRecordError("compressed wrapper holds a compressed message", INVALID_RECORD)
+            raise InvalidRecordError(
+                "compressed wrapper holds a compressed message", INVALID_RECORD
+            )
         if message.magic != wrapper.magic:
             raise InvalidRecordError("inner message magic differs from its wrapper", INVALID_RECORD)
         inner.append(message)

@@ -488,7 +488,8 @@ def build_control_batch(
 ) -> bytes:
     """A transaction marker batch: one COMMIT or ABORT control record, transactional."""
     control_type = ControlRecordType.COMMIT if commit else ControlRecordType.ABORT
-    record = Record(0, 0, encode_control_key(control_type), encode_end_txn_marker(coordinator_epoch))
+    key = encode_control_key(control_type)
+    record = Record(0, 0, key, encode_end_txn_marker(coordinator_epoch))
     return build_batch(
         [record],
         base_offset=base_offset,

@@ -252,7 +252,9 @@ def validate_batch(buf: Buffer, pos: int = 0, *, allow_empty: bool = False) -> B
         )
     count = header.records_count
     if count < 0 or (count == 0 and not allow_empty):
-        raise InvalidRecordError(f"invalid reported count for record batch: {count}", INVALID_RECORD)
+        raise InvalidRecordError(
+            f"invalid reported count for record batch: {count}", INVALID_RECORD
+        )
     if count > 0 and header.last_offset_delta != count - 1:
         raise InvalidRecordError(
             f"inconsistent batch offset range (last_offset_delta {header.last_offset_delta}) "
