@@ -100,7 +100,8 @@ class BrokerProcess:
             try:
                 self.proc.wait(STOP_TIMEOUT_S)
             except subprocess.TimeoutExpired:
-                logger.warning("broker=%s pid=%d ignored SIGTERM; killing", self.kind, self.proc.pid)
+                logger.warning("broker=%s pid=%d ignored SIGTERM; killing", self.kind,
+                               self.proc.pid)
                 self.proc.kill()
                 self.proc.wait()
         if self._log_file is not None:
