@@ -235,7 +235,7 @@ CONFIG_DEFS: tuple[ConfigDef, ...] = (
     _d("log.roll.ms", "long", None, at_least(1), "Roll a segment after this age (overrides log.roll.hours)."),
     _d("log.roll.hours", "int", "168", at_least(1), "Roll a segment after this many hours."),
     _d("log.roll.jitter.ms", "long", None, at_least(0), "Random jitter subtracted from the roll time."),
-    _d("log.roll.jitter.hours", "int", "0", at_least(0), ""),
+    _d("log.roll.jitter.hours", "int", "0", at_least(0), "Roll jitter in hours if log.roll.jitter.ms is unset."),
     _d("log.retention.ms", "long", None, None, "Delete segments older than this (-1: no limit)."),
     _d("log.retention.minutes", "int", None, None, "Retention in minutes if log.retention.ms is unset."),
     _d("log.retention.hours", "int", "168", None, "Retention in hours if the two above are unset."),
@@ -298,10 +298,13 @@ CONFIG_DEFS: tuple[ConfigDef, ...] = (
     _d("transaction.state.log.segment.bytes", "int", "104857600", at_least(1), "Segment size of __transaction_state."),
     _d("transaction.max.timeout.ms", "int", "900000", at_least(1), "Largest transaction timeout a producer may ask for."),
     _d("transactional.id.expiration.ms", "int", "604800000", at_least(1), "Expiry of idle transactional ids."),
-    _d("transaction.abort.timed.out.transaction.cleanup.interval.ms", "int", "10000", at_least(1), ""),
-    _d("transaction.remove.expired.transaction.cleanup.interval.ms", "int", "3600000", at_least(1), ""),
+    _d("transaction.abort.timed.out.transaction.cleanup.interval.ms", "int", "10000", at_least(1),
+       "How often timed-out transactions are aborted."),
+    _d("transaction.remove.expired.transaction.cleanup.interval.ms", "int", "3600000", at_least(1),
+       "How often expired transactional ids are removed."),
     _d("producer.id.expiration.ms", "int", "86400000", at_least(1), "Expiry of idle producer ids."),
-    _d("producer.id.expiration.check.interval.ms", "int", "600000", at_least(1), ""),
+    _d("producer.id.expiration.check.interval.ms", "int", "600000", at_least(1),
+       "How often idle producer ids are expired."),
 )
 
 DEFS_BY_NAME: dict[str, ConfigDef] = {d.name: d for d in CONFIG_DEFS}

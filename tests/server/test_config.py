@@ -91,3 +91,13 @@ def test_cli_refuses_invalid_value(tmp_path):
          "--override", "num.partitions=-1"], capture_output=True, text=True, timeout=60)
     assert result.returncode != 0
     assert "num.partitions" in result.stderr
+
+
+def test_every_key_is_documented():
+    from pathlib import Path
+
+    from kbroker.config import CONFIG_DEFS
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "configuration.md").read_text()
+    missing = [d.name for d in CONFIG_DEFS if f"`{d.name}`" not in text]
+    assert not missing, f"undocumented keys: {missing}"
