@@ -372,9 +372,10 @@ def plan_alter_configs(image: MetadataImage, resource_type: int, resource_name: 
 
         if resource_name and not resource_name.lstrip("-").isdigit():
             raise KafkaError(ErrorCode.INVALID_REQUEST, f"Invalid broker name {resource_name}")
-        for key in changes:
+        for key, value in changes.items():
             if key not in DEFS_BY_NAME:
                 raise KafkaError(ErrorCode.INVALID_CONFIG, f"Unknown broker config name: {key}")
+            _validate_broker_value(DEFS_BY_NAME[key], value)
         current = image.broker_configs if not resource_name else image.per_broker_configs.get(int(resource_name), {})
     else:
         raise KafkaError(ErrorCode.INVALID_REQUEST, f"Unsupported resource type {resource_type}")
@@ -385,6 +386,19 @@ def plan_alter_configs(image: MetadataImage, resource_type: int, resource_name: 
     return [("ConfigRecord", {"resource_type": resource_type, "resource_name": resource_name,
                               "name": key, "value": value})
             for key, value in sorted(target.items()) if current.get(key) != value]
+
+
+def _validate_broker_value(definition: Any, value: str | None) -> None:
+    """Check a broker config value with the broker's own parser (kbroker.config)."""
+    if value is None:
+        return
+    from kbroker.config import ConfigError, _parse_value
+
+    try:
+        _parse_value(definition, value)
+    except ConfigError as exc:
+        raise KafkaError(ErrorCode.INVALID_CONFIG, f"Invalid value {value} for configuration {definition.name}: "
+                                                   f"{exc}") from None
 
 
 def _assign(partition: int, factor: int, brokers: list[int]) -> list[int]:

@@ -121,3 +121,31 @@ def test_topics_and_configs_survive_restart(tmp_path):
             assert admin.describe_cluster()["cluster_id"] == cluster_id
         finally:
             admin.close()
+
+
+def test_alter_configs_with_both_clients(broker):
+    from confluent_kafka.admin import AlterConfigOpType, ConfigEntry
+
+    name = unique("cfg")
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap_servers})
+    for future in admin.create_topics([NewTopic(name, 1, 1)]).values():
+        future.result(TIMEOUT_S)
+    resource = ConfigResource(ResourceType.TOPIC, name, incremental_configs=[
+        ConfigEntry("retention.ms", "4242", incremental_operation=AlterConfigOpType.SET),
+        ConfigEntry("cleanup.policy", "compact", incremental_operation=AlterConfigOpType.APPEND)])
+    for future in admin.incremental_alter_configs([resource]).values():
+        future.result(TIMEOUT_S)
+    described = next(iter(admin.describe_configs([ConfigResource(ResourceType.TOPIC, name)]).values()))
+    result = described.result(TIMEOUT_S)
+    assert result["retention.ms"].value == "4242" and result["cleanup.policy"].value == "delete,compact"
+
+    kp = KafkaAdminClient(bootstrap_servers=broker.bootstrap_servers, request_timeout_ms=10_000)
+    try:
+        kp.alter_configs([KPConfigResource(ConfigResourceType.TOPIC, name, configs={"segment.bytes": "2000000"})],
+                         incremental=False)  # the legacy API: replaces every override
+    finally:
+        kp.close()
+    result = next(iter(admin.describe_configs([ConfigResource(ResourceType.TOPIC, name)]).values())).result(TIMEOUT_S)
+    assert result["segment.bytes"].value == "2000000" and result["segment.bytes"].source == 1
+    # kafka-python re-sends the other overrides, since AlterConfigs replaces the whole set
+    assert result["retention.ms"].value == "4242"

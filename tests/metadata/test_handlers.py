@@ -220,3 +220,72 @@ async def test_describe_configs(data_dir, version):
         assert missing["error_code"] == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
         assert [c["name"] for c in brk["configs"]] == ["num.partitions"] and brk["configs"][0]["value"] == "1"
         assert other["error_code"] == ErrorCode.INVALID_REQUEST
+
+
+def alter_req(rtype, rname, configs, *, incremental, validate_only=False):
+    if incremental:
+        entries = [{"name": n, "config_operation": op, "value": v} for n, op, v in configs]
+    else:
+        entries = [{"name": n, "value": v} for n, v in configs]
+    return {"resources": [{"resource_type": rtype, "resource_name": rname, "configs": entries}],
+            "validate_only": validate_only}
+
+
+@pytest.mark.parametrize("version", [0, 2])
+async def test_alter_configs_replaces_all(data_dir, version):
+    from kbroker.handlers.configs import handle_alter_configs
+
+    async with broker_with(data_dir) as b:
+        await b.controller.create_topic("ac", 1, 1, None, {"retention.ms": "100", "cleanup.policy": "compact"})
+        r = await call(b, ApiKey.ALTER_CONFIGS, version, alter_req(2, "ac", [("segment.bytes", "2000000")],
+                                                                    incremental=False), handle_alter_configs)
+        assert r["responses"][0]["error_code"] == 0
+        assert b.controller.image.topics_by_name["ac"].configs == {"segment.bytes": "2000000"}
+        for configs, code in (([("segment.bytes", "x")], ErrorCode.INVALID_CONFIG),
+                              ([("no.such", "1")], ErrorCode.INVALID_CONFIG),
+                              ([("segment.bytes", "1"), ("segment.bytes", "2")], ErrorCode.INVALID_REQUEST)):
+            r = await call(b, ApiKey.ALTER_CONFIGS, version, alter_req(2, "ac", configs, incremental=False),
+                           handle_alter_configs)
+            assert r["responses"][0]["error_code"] == code
+        r = await call(b, ApiKey.ALTER_CONFIGS, version, alter_req(2, "missing", [], incremental=False),
+                       handle_alter_configs)
+        assert r["responses"][0]["error_code"] == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+        assert b.controller.image.topics_by_name["ac"].configs == {"segment.bytes": "2000000"}
+
+
+@pytest.mark.parametrize("version", [0, 1])
+async def test_incremental_alter_configs(data_dir, version):
+    from kbroker.handlers.configs import handle_incremental_alter_configs as fn
+
+    async with broker_with(data_dir) as b:
+        await b.controller.create_topic("iac", 1, 1, None, {"retention.ms": "100"})
+
+        async def alter(rtype, rname, ops, validate_only=False):
+            r = await call(b, ApiKey.INCREMENTAL_ALTER_CONFIGS, version,
+                           alter_req(rtype, rname, ops, incremental=True, validate_only=validate_only), fn)
+            return r["responses"][0]["error_code"]
+
+        configs = lambda: dict(b.controller.image.topics_by_name["iac"].configs)  # noqa: E731
+        assert await alter(2, "iac", [("segment.bytes", 0, "2000000"), ("retention.ms", 1, None)]) == 0
+        assert configs() == {"segment.bytes": "2000000"}
+        assert await alter(2, "iac", [("cleanup.policy", 2, "compact")]) == 0  # APPEND to the default "delete"
+        assert configs()["cleanup.policy"] == "delete,compact"
+        assert await alter(2, "iac", [("cleanup.policy", 3, "delete")]) == 0  # SUBTRACT
+        assert configs()["cleanup.policy"] == "compact"
+        assert await alter(2, "iac", [("retention.ms", 2, "5")]) == ErrorCode.INVALID_REQUEST  # not a list
+        assert await alter(2, "iac", [("segment.bytes", 0, "-5")]) == ErrorCode.INVALID_CONFIG
+        assert await alter(2, "iac", [("segment.bytes", 0, "3000000")], validate_only=True) == 0
+        assert configs()["segment.bytes"] == "2000000"
+        assert await alter(4, "", [("log.retention.ms", 0, "60000")]) == 0
+        assert b.controller.image.broker_configs == {"log.retention.ms": "60000"}
+        assert await alter(4, "1", [("num.partitions", 0, "zero")]) == ErrorCode.INVALID_CONFIG
+        assert await alter(4, "9", [("num.partitions", 0, "3")]) == ErrorCode.INVALID_REQUEST
+        # the new state is what DescribeConfigs reports
+        from kbroker.handlers.configs import handle_describe_configs as describe
+
+        r = await call(b, ApiKey.DESCRIBE_CONFIGS, 4,
+                       {"resources": [{"resource_type": 2, "resource_name": "iac",
+                                       "configuration_keys": ["retention.ms", "segment.bytes"]}],
+                        "include_synonyms": True}, describe)
+        got = {c["name"]: (c["value"], c["config_source"]) for c in r["results"][0]["configs"]}
+        assert got == {"segment.bytes": ("2000000", 1), "retention.ms": ("60000", 3)}  # DYNAMIC_DEFAULT_BROKER
