@@ -389,7 +389,7 @@ class LogSegment:
         buf_start = 0
         while pos < file_size:
             off = pos - buf_start
-            if off + LOG_OVERHEAD > len(buf):
+            if off + BATCH_OVERHEAD > len(buf):
                 buf = os.pread(fd, min(_RECOVERY_READ_BYTES, file_size - pos), pos)
                 buf_start, off = pos, 0
             reason = None

@@ -191,3 +191,21 @@ def test_truncation_below_the_recovery_point_is_checkpointed_at_once(tmp_path):
     assert again.log_end_offset == 8
     assert_all_valid(again)
     again.close()
+
+
+@pytest.mark.parametrize("extra", [0, 12, 30, 60, 61, 200])
+def test_recovery_and_reads_across_read_chunk_boundaries(tmp_path, monkeypatch, extra):
+    """Read chunks ending inside a batch header or just after a batch must not look torn."""
+    from kbroker.log import segment as segment_module
+
+    log, stored = fill(tmp_path / "t-0", batches=12)
+    crash(log)
+    batch_size = len(stored[0][2])
+    chunk = 2 * batch_size + extra
+    monkeypatch.setattr(segment_module, "_RECOVERY_READ_BYTES", chunk)
+    monkeypatch.setattr(segment_module, "_HEADER_READ_BYTES", chunk)
+    again = open_log(tmp_path / "t-0", recovery_point=0)
+    assert again.log_end_offset == 24
+    assert read_all(again) == stored
+    assert read_all(again, max_bytes=1) == stored
+    again.close()
