@@ -194,6 +194,12 @@ def produce_confluent(bootstrap: str, topic: str, *, count: int, value_size: int
         seconds = time.perf_counter() - start
         cpu = self_cpu_seconds() - cpu_start
         producer.poll(0)
+    except SystemError as exc:
+        # confluent-kafka surfaces a fatal client error (e.g. idempotence unsupported) as an
+        # opaque SystemError caused by the real KafkaException: report the real one.
+        if exc.__cause__ is not None:
+            raise RuntimeError(f"producer failed: {exc.__cause__}") from exc
+        raise
     finally:
         close_producer(producer)
     if errors:
@@ -201,11 +207,12 @@ def produce_confluent(bootstrap: str, topic: str, *, count: int, value_size: int
     return ProduceOutcome(sent, failed + remaining, seconds, cpu, rtt.summary())
 
 
+def _log_client_error(err: object) -> None:
+    logger.debug("client error: %s", err)
+
+
 def close_producer(producer: object) -> None:
     """Drop anything undelivered and close, so no client thread outlives its broker."""
     producer.purge()   # type: ignore[attr-defined]
     producer.close()   # type: ignore[attr-defined]
 
-
-def _log_client_error(err: object) -> None:
-    logger.debug("client error: %s", err)
