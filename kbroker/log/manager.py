@@ -34,6 +34,7 @@ FLUSH_CHECK_INTERVAL_MS = 1000
 # (log.flush.offset.checkpoint.interval.ms / log.flush.start.offset.checkpoint.interval.ms).
 DEFAULT_CHECKPOINT_INTERVAL_MS = 5000
 DEFAULT_RETENTION_CHECK_INTERVAL_MS = 300_000  # Kafka's log.retention.check.interval.ms
+METADATA_TOPIC = "__cluster_metadata"
 
 
 class LogManager:
@@ -93,7 +94,8 @@ class LogManager:
                 shutil.rmtree(entry, ignore_errors=True)
                 continue
             key = files.parse_partition_dir_name(entry.name)
-            if key is None:
+            if key is None or key[0] == METADATA_TOPIC:
+                # The metadata log belongs to the Raft layer (Kafka's LogManager skips it too).
                 continue
             if key[0] == "__cluster_metadata":  # the metadata log belongs to the controller (kbroker.raft)
                 continue

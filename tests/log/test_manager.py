@@ -145,3 +145,15 @@ def test_many_partitions_reopen_cleanly_with_few_descriptors(tmp_path):
     assert len(os.listdir("/proc/self/fd")) - before <= 200 + 5
     again.close(clean=True)
     assert len(os.listdir("/proc/self/fd")) <= before + 5
+
+
+def test_the_metadata_log_directory_is_left_alone(tmp_path):
+    meta = tmp_path / "a" / "__cluster_metadata-0"
+    meta.mkdir(parents=True)
+    (meta / "00000000000000000000.log").write_bytes(b"\x00" * 100)  # not ours to recover
+    m = manager(tmp_path)
+    m.load()
+    assert list(m.all_logs()) == []
+    m.close(clean=True)
+    assert (meta / "00000000000000000000.log").read_bytes() == b"\x00" * 100
+    assert sorted(p.name for p in meta.iterdir()) == ["00000000000000000000.log"]
