@@ -10,7 +10,7 @@ from kbroker.dispatch import RequestContext, handler
 from kbroker.errors import KafkaError
 from kbroker.metadata.auto_create import ensure_topic
 from kbroker.metadata.image import MetadataImage, TopicImage
-from kbroker.metadata.topic_names import is_internal
+from kbroker.metadata.topic_names import is_internal, validate_topic_name
 from protocol import ApiKey, ErrorCode
 
 logger = logging.getLogger(__name__)
@@ -125,6 +125,10 @@ async def _lookup(ctx: RequestContext, name: str | None, topic_id: uuid.UUID, al
         topic = image.topics_by_name.get(name)
         if topic is None:
             if not (allow_auto and broker.config.auto_create_topics_enable):
+                try:  # as Kafka: an illegal name is reported as such, not as unknown
+                    validate_topic_name(name)
+                except KafkaError as exc:
+                    return _error_entry(exc.code, name)
                 return _error_entry(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, name)
             try:
                 topic = await ensure_topic(broker, name)
