@@ -34,15 +34,18 @@ def brokers_of(ctx: RequestContext, image: MetadataImage) -> list[dict]:
     Before this node's registration is committed (a short window at start-up) the broker's
     own advertised endpoint stands in, so clients are never told about zero brokers.
     """
-    brokers = [{"node_id": b.node_id, "host": b.host, "port": b.port, "rack": b.rack}
-               for b in image.live_brokers()]
     broker = ctx.broker
-    if not any(b["node_id"] == broker.config.node_id for b in brokers):
-        advertised = getattr(broker, "advertised_endpoints", None)
-        if advertised:
-            brokers.append({"node_id": broker.config.node_id, "host": advertised[0].host,
-                            "port": advertised[0].port, "rack": broker.config.broker_rack})
-            brokers.sort(key=lambda b: b["node_id"])
+    node_id = broker.config.node_id
+    brokers = [{"node_id": b.node_id, "host": b.host, "port": b.port, "rack": b.rack}
+               for b in image.live_brokers() if b.node_id != node_id]
+    advertised = getattr(broker, "advertised_endpoints", None)
+    own = image.brokers.get(node_id)
+    if advertised:  # this node's live endpoint is the truth (the image may still hold last run's port)
+        brokers.append({"node_id": node_id, "host": advertised[0].host, "port": advertised[0].port,
+                        "rack": broker.config.broker_rack})
+    elif own is not None and not own.fenced:
+        brokers.append({"node_id": node_id, "host": own.host, "port": own.port, "rack": own.rack})
+    brokers.sort(key=lambda b: b["node_id"])
     return brokers
 
 

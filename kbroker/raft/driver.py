@@ -112,10 +112,13 @@ class SingleVoterQuorum:
         assert log is not None, "quorum not open"
         base, last = log.append(values, leader_epoch=self.leader_epoch, now_ms=self._now_ms())
         self._pending.append((base, values))
-        async with self._flush_lock:
-            if log.flushed_offset <= last:
-                await trio.to_thread.run_sync(log.flush)
-                self._publish(log.flushed_offset)
+        # Shielded: once written, the batch must be fsynced and published even if the caller
+        # is cancelled (client gone, shutdown), or the controller's view and the log diverge.
+        with trio.CancelScope(shield=True):
+            async with self._flush_lock:
+                if log.flushed_offset <= last:
+                    await trio.to_thread.run_sync(log.flush)
+                    self._publish(log.flushed_offset)
         return last
 
     def _publish(self, flushed: int) -> None:
