@@ -297,7 +297,8 @@ def plan_create_topic(image: MetadataImage, name: str, num_partitions: int, repl
         partitions = default_partitions if num_partitions == -1 else num_partitions
         factor = default_replication_factor if replication_factor == -1 else replication_factor
         if partitions <= 0:
-            raise KafkaError(ErrorCode.INVALID_PARTITIONS, "Number of partitions was set to an invalid non-positive value.")
+            raise KafkaError(ErrorCode.INVALID_PARTITIONS,
+                             "Number of partitions was set to an invalid non-positive value.")
         if partitions > MAX_PARTITIONS_PER_TOPIC:
             raise KafkaError(ErrorCode.INVALID_PARTITIONS,
                              f"Number of partitions {partitions} exceeds the limit of {MAX_PARTITIONS_PER_TOPIC}.")

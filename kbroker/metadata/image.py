@@ -82,7 +82,8 @@ class MetadataImage:
     brokers: Mapping[int, BrokerImage] = field(default_factory=lambda: EMPTY)
     topics_by_name: Mapping[str, TopicImage] = field(default_factory=lambda: EMPTY)
     topics_by_id: Mapping[UUID, TopicImage] = field(default_factory=lambda: EMPTY)
-    broker_configs: Mapping[str, str] = field(default_factory=lambda: EMPTY)  # cluster-wide dynamic defaults (resource name "")
+    # cluster-wide dynamic defaults (ConfigRecord resource name "")
+    broker_configs: Mapping[str, str] = field(default_factory=lambda: EMPTY)
     per_broker_configs: Mapping[int, Mapping[str, str]] = field(default_factory=lambda: EMPTY)
     features: Mapping[str, int] = field(default_factory=lambda: EMPTY)
     next_producer_id: int = 0

@@ -140,7 +140,8 @@ async def test_register_broker_and_listeners(data_dir):
         c.add_listener(lambda old, new: seen.append((set(old.topics_by_name), set(new.topics_by_name))))
         epoch = await c.register_broker(1, "127.0.0.1", 19092, "PLAINTEXT", "r1")
         b = c.image.brokers[1]
-        assert (b.host, b.port, b.rack, b.listener_name, b.epoch, b.fenced) == ("127.0.0.1", 19092, "r1", "PLAINTEXT", epoch, False)
+        assert (b.host, b.port, b.rack, b.listener_name, b.epoch, b.fenced) == \
+            ("127.0.0.1", 19092, "r1", "PLAINTEXT", epoch, False)
         await c.create_topic("x", 1, 1, None, {})
         assert seen[-1] == (set(), {"x"})
         assert c.image.cluster_id and len(c.image.cluster_id) == 22
