@@ -153,6 +153,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.runs > 1 or len(brokers) > 1:
         print()
         print(side_by_side(rows, names))
+        if len(names) == 2:
+            from benchmarks.targets import target_table
+            print()
+            print(target_table(rows, names[0], names[1]))
     if args.chart and len(brokers) == 2:
         from benchmarks.chart import write_chart
         write_chart(rows, names[0], names[1], args.chart)

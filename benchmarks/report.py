@@ -225,6 +225,10 @@ def main(argv: list[str] | None = None) -> None:
     brokers = list(dict.fromkeys(row.broker for row in rows))
     print(json.dumps(meta, indent=1))
     print(side_by_side(rows, brokers))
+    if len(brokers) == 2:
+        from benchmarks.targets import target_table
+        print()
+        print(target_table(rows, brokers[0], brokers[1]))
     if args.chart and len(brokers) == 2:
         from benchmarks.chart import write_chart
         write_chart(rows, brokers[0], brokers[1], args.chart)

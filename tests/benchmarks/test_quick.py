@@ -102,3 +102,20 @@ def test_side_by_side_reports_medians_ranges_and_ratio() -> None:
     # startup is lower-is-better: the chart's advantage inverts the ratio
     assert dict(((s, m), v) for s, m, v in advantages(rows, "kbroker", "tansu")) == {
         ("produce-small", "rate"): 2.0, ("startup", "startup_ms"): 0.2}
+
+
+def test_target_table_judges_medians_against_the_issue_targets() -> None:
+    from benchmarks.targets import target_table
+
+    rows = [Measurement("startup", "kbroker", run, {"startup_ms": ms, "rss_idle_mb": 40.0})
+            for run, ms in enumerate((200.0, 240.0, 900.0))]
+    rows += [Measurement("request-rate 4x5", "kbroker", 0, {"rate": 850.0}),
+             Measurement("request-rate 4x5", "tansu", 0, {"rate": 1000.0}),
+             Measurement("request-rate 1x1", "kbroker", 0, {"rate": 850.0}),
+             Measurement("request-rate 1x1", "tansu", 0, {"rate": 1000.0})]
+    lines = {line.split(" | ")[0].lstrip("| "): line for line in
+             target_table(rows, "kbroker", "tansu").splitlines()[2:]}
+    assert lines["startup"].endswith("| met |")            # median 240 ms, not the 900 outlier
+    assert lines["request-rate 4x5"].endswith("| met |")   # 0.85x >= 0.8x
+    assert lines["request-rate 1x1"].endswith("| MISSED |")  # 0.85x < 1.0x
+    assert "produce-small" not in lines                    # not run: no verdict
