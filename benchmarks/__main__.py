@@ -142,7 +142,9 @@ def main(argv: list[str] | None = None) -> int:
         for name in args.names:
             # Interleaved: each broker runs a scenario before the next scenario starts, so
             # slow drifts of a shared machine hit both alike.
-            for spec in brokers:
+            # ... and which broker goes first alternates between runs.
+            order = brokers if run % 2 == 0 else list(reversed(brokers))
+            for spec in order:
                 for row in run_one(name, spec, run, args.quick, args.profile):
                     rows.append(row)
                     print(line(row), flush=True)

@@ -32,6 +32,7 @@ CASES = ((1, 1), (1, 5), (4, 5))      # (connections, requests in flight per con
 CORRELATION_ID_AT = 4 + 2 + 2         # size prefix, api key, api version
 CORRELATION = struct.Struct(">i")
 WARMUP_S = 0.2
+DURATION_S = 5.0   # per case; 25k+ requests even at kbroker's 1x1 rate
 
 
 def produce_request(topic: str) -> bytearray:
@@ -150,7 +151,7 @@ def run(ctx: Context) -> list[Measurement]:
             with ctx.monitor(broker, row.scenario) as monitor:
                 answered, seconds, latencies, responses = drive(
                     broker.host, broker.port, topic, connections, in_flight,
-                    ctx.seconds(10, 0.5))
+                    ctx.seconds(DURATION_S, 0.5))
             cpu = self_cpu_seconds() - cpu_start
             row.metrics.update(records=answered, seconds=seconds, rate=answered / seconds,
                                client_cpu_pct=100.0 * cpu / seconds)
