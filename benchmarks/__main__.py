@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import platform
+import signal
 import subprocess
 import sys
 import time
@@ -128,9 +129,15 @@ def run_one(name: str, spec: BrokerSpec, run: int, quick: bool,
         return [Measurement(name, spec.name, run, error=f"{type(exc).__name__}: {exc}")]
 
 
+def _terminate(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the chosen scenarios; print a line per run and, with --runs/--compare, medians."""
     args = parse_args(argv)
+    # SIGTERM unwinds like Ctrl-C, so the brokers this run started are stopped on the way out.
+    signal.signal(signal.SIGTERM, _terminate)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     brokers = [BrokerSpec(args.broker, args.tansu_bin)]

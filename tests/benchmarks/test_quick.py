@@ -16,16 +16,25 @@ from benchmarks.report import advantages, side_by_side
 
 ROOT = Path(__file__).resolve().parents[2]
 QUICK_SCENARIOS = "startup,request-rate,produce-small,consume"
+RUN_TIMEOUT_S = 200
 
 
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess, dict]:
     """One ``python -m benchmarks --quick`` run, shared by the checks below."""
     out = tmp_path_factory.mktemp("bench") / "quick.json"
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks", "--quick", "--broker", "kbroker",
-         "--scenario", QUICK_SCENARIOS, "--json", str(out)],
-        cwd=ROOT, capture_output=True, text=True, timeout=240)
+    argv = [sys.executable, "-m", "benchmarks", "--quick", "--broker", "kbroker",
+            "--scenario", QUICK_SCENARIOS, "--json", str(out)]
+    with subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True) as proc:
+        try:
+            stdout, stderr = proc.communicate(timeout=RUN_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            # SIGTERM lets the harness stop the brokers it started; SIGKILL would orphan them.
+            proc.terminate()
+            stdout, stderr = proc.communicate(timeout=60)
+            pytest.fail(f"benchmark --quick took over {RUN_TIMEOUT_S}s:\n{stdout}\n{stderr}")
+    done = subprocess.CompletedProcess(argv, proc.returncode, stdout, stderr)
     assert out.exists(), f"no JSON written; stderr:\n{done.stderr[-3000:]}"
     return done, json.loads(out.read_text())
 
