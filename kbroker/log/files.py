@@ -104,3 +104,19 @@ def write_atomically(path: Path, data: bytes) -> None:
         os.close(fd)
     os.replace(tmp, path)
     fsync_dir(path.parent)
+
+
+def fsync_paths(paths: list[Path]) -> None:
+    """fsync each file or directory by path (own descriptors; safe in a worker thread).
+
+    Paths that vanished meanwhile (deleted segments) are skipped.
+    """
+    for path in paths:
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            continue
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)

@@ -47,6 +47,7 @@ class LogManager:
         clock: Any,
         *,
         max_open_files: int = 256,
+        flush_check_interval_ms: int = FLUSH_CHECK_INTERVAL_MS,
     ) -> None:
         self.log_dirs = [Path(d) for d in log_dirs]
         if not self.log_dirs:
@@ -59,6 +60,7 @@ class LogManager:
         self._dirty_dirs: set[Path] = set()
         self._loaded = False
         self._closed = False
+        self.flush_check_interval_ms = flush_check_interval_ms
         self.checkpoint_interval_ms = int(
             self.default_props.get("log.flush.offset.checkpoint.interval.ms", DEFAULT_CHECKPOINT_INTERVAL_MS)
         )
@@ -199,6 +201,19 @@ class LogManager:
             if not log.closed and log.flush_due(now_ms):
                 log.flush(now_ms=now_ms)
 
+    async def _flush_round(self, now_ms: int) -> None:
+        """Rolled segments are fsynced in a worker thread; flush.ms flushes run inline."""
+        for log in list(self._logs.values()):
+            if log.closed:
+                continue
+            plan = log.rolled_flush_plan()
+            if plan is not None:
+                paths, offset, generation = plan
+                await trio.to_thread.run_sync(files.fsync_paths, paths)
+                log.complete_rolled_flush(offset, generation)
+            elif log.flush_ms_due(now_ms):
+                log.flush(now_ms=now_ms)
+
     def apply_retention(self, now_ms: int) -> int:
         """Delete segments past retention in every log; returns the number deleted."""
         return sum(log.delete_retention_segments(now_ms) for log in list(self._logs.values()) if not log.closed)
@@ -209,11 +224,11 @@ class LogManager:
         task_status.started()
         last_checkpoint = last_retention = self.clock.monotonic()
         while True:
-            await trio.sleep(FLUSH_CHECK_INTERVAL_MS / 1000)
+            await trio.sleep(self.flush_check_interval_ms / 1000)
             if self._closed:
                 return
             now_ms = self.clock.now_ms()
-            self.tick(now_ms)
+            await self._flush_round(now_ms)
             monotonic = self.clock.monotonic()
             if (monotonic - last_retention) * 1000 >= self.retention_check_interval_ms:
                 last_retention = monotonic

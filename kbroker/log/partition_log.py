@@ -118,6 +118,7 @@ class PartitionLog:
         self.checkpoint_listener = checkpoint_listener
         self._unflushed_messages = 0
         self._last_flush_ms = now_ms
+        self._truncations = 0  # generation: invalidates flushes planned before a truncation
         self.closed = False
 
     # ----------------------------------------------------------------- open / recovery
@@ -382,7 +383,39 @@ class PartitionLog:
         """True when flush.ms says an fsync is due, or a rolled segment awaits one."""
         if self.needs_flush:
             return True
+        return self.flush_ms_due(now_ms)
+
+    def flush_ms_due(self, now_ms: int) -> bool:
+        """True when unflushed appends are older than flush.ms."""
         return self._unflushed_messages > 0 and now_ms - self._last_flush_ms >= self.config.flush_ms
+
+    def rolled_flush_plan(self) -> tuple[list[Path], int, int] | None:
+        """Files to fsync so that the recovery point can move to the active segment's base.
+
+        Lets the LogManager fsync rolled segments in a worker thread (by path, with its own
+        descriptors) instead of stalling the event loop; pending index entries are written
+        here first. Returns (paths, target offset, truncation generation) or None.
+        """
+        if not self.needs_flush:
+            return None
+        i = max(bisect_right(self._bases, self.recovery_point) - 1, 0)
+        paths: list[Path] = []
+        for segment in self._segments[i:-1]:
+            segment.flush(fsync=False)
+            paths += [segment.log_path, segment.index_path, segment.time_index_path]
+        paths.append(self.directory)
+        return paths, self.active_segment.base_offset, self._truncations
+
+    def complete_rolled_flush(self, offset: int, generation: int) -> None:
+        """Move the recovery point after the fsyncs of `rolled_flush_plan` finished.
+
+        Ignored if the log was truncated or closed meanwhile (the files may have changed).
+        """
+        if self.closed or generation != self._truncations:
+            return
+        if self.recovery_point < offset <= self.log_end_offset:
+            self.recovery_point = offset
+            self._notify(urgent=False)
 
     # ----------------------------------------------------------------- read
 
@@ -514,6 +547,7 @@ class PartitionLog:
         return offset
 
     def _after_truncate(self) -> None:
+        self._truncations += 1
         leo = self.log_end_offset
         self.log_start_offset = min(self.log_start_offset, leo)
         self.high_watermark = min(self.high_watermark, leo)

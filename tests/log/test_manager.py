@@ -93,19 +93,36 @@ def test_leftover_delete_dirs_are_removed_at_load(tmp_path):
     m.close(clean=True)
 
 
-async def test_background_task_flushes_rolled_segments_and_checkpoints(tmp_path, autojump_clock):
-    m = manager(tmp_path)
+async def test_background_task_flushes_rolled_segments_and_checkpoints(tmp_path):
+    # Real clock: rolled segments are fsynced in a worker thread.
+    m = LogManager([tmp_path / "a"], {"log.flush.offset.checkpoint.interval.ms": "100"}, Clock(),
+                   flush_check_interval_ms=20)
+    checkpoint = tmp_path / "a" / files.RECOVERY_POINT_CHECKPOINT
     async with trio.open_nursery() as nursery:
         await nursery.start(m.run)
         log = m.get_or_create("t", 0, SMALL)
         fill(log)
         assert len(log.segments) > 1 and log.recovery_point == 0
-        await trio.sleep(1.5)
-        assert log.recovery_point >= log.segments[-1].base_offset
-        await trio.sleep(6)
-        text = (tmp_path / "a" / files.RECOVERY_POINT_CHECKPOINT).read_text()
-        assert text == f"0\n1\nt 0 {log.recovery_point}\n"
+        with trio.fail_after(20):
+            while log.recovery_point < log.segments[-1].base_offset:
+                await trio.sleep(0.02)
+            while not checkpoint.exists() or checkpoint.read_text() != f"0\n1\nt 0 {log.recovery_point}\n":
+                await trio.sleep(0.02)
+        # The active segment's unflushed tail is not fsynced by default (flush.ms: never).
+        assert log.recovery_point == log.segments[-1].base_offset < log.log_end_offset
         nursery.cancel_scope.cancel()
+    m.close(clean=True)
+
+
+def test_truncation_while_a_rolled_flush_runs_keeps_the_recovery_point(tmp_path):
+    m = manager(tmp_path)
+    log = m.get_or_create("t", 0, SMALL)
+    fill(log)
+    paths, offset, generation = log.rolled_flush_plan()
+    files.fsync_paths(paths)
+    log.truncate_to(4)
+    log.complete_rolled_flush(offset, generation)
+    assert log.recovery_point == 0
     m.close(clean=True)
 
 
