@@ -40,6 +40,8 @@ class Measurement:
         if usage is None:
             return
         self.metrics["broker_cpu_pct"] = usage.cpu_percent
+        if usage.wall_seconds > 0:
+            self.metrics["broker_sys_pct"] = 100.0 * usage.system_cpu_seconds / usage.wall_seconds
         if records > 0:
             self.metrics["broker_cpu_us_per_record"] = usage.cpu_seconds * 1e6 / records
         self.metrics["rss_idle_mb"] = usage.rss_start_bytes / MB

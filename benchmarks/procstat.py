@@ -42,22 +42,32 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of one process (fields 14 and 15 of /proc/<pid>/stat)."""
+def cpu_split(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds of one process (fields 14 and 15 of /proc/<pid>/stat)."""
     try:
         with open(f"/proc/{pid}/stat") as handle:
             raw = handle.read()
     except OSError:
-        return 0.0
+        return 0.0, 0.0
     # The command name (field 2) may contain spaces and parentheses: split after the last ")".
     fields = raw[raw.rindex(")") + 2:].split()
-    utime, stime = int(fields[11]), int(fields[12])
-    return (utime + stime) / _CLOCK_TICKS
+    return int(fields[11]) / _CLOCK_TICKS, int(fields[12]) / _CLOCK_TICKS
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of one process."""
+    return sum(cpu_split(pid))
+
+
+def tree_cpu_split(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds of ``pid`` and its live descendants."""
+    splits = [cpu_split(each) for each in descendants(pid)]
+    return sum(user for user, _ in splits), sum(system for _, system in splits)
 
 
 def tree_cpu_seconds(pid: int) -> float:
     """CPU seconds of ``pid`` and its live descendants."""
-    return sum(cpu_seconds(each) for each in descendants(pid))
+    return sum(tree_cpu_split(pid))
 
 
 def _status_kb(pid: int, key: str) -> int:
@@ -106,6 +116,7 @@ class Usage:
     cpu_seconds: float
     rss_start_bytes: int
     rss_peak_bytes: int
+    system_cpu_seconds: float = 0.0   # the kernel's share of cpu_seconds (syscalls, copies)
 
     @property
     def cpu_percent(self) -> float:
@@ -140,7 +151,7 @@ class Monitor:
         if self.pid is not None:
             self._rss_start = rss_bytes(self.pid)
             self._peak = self._rss_start
-            self._cpu_start = tree_cpu_seconds(self.pid)
+            self._cpu_start = tree_cpu_split(self.pid)
             self._thread = threading.Thread(target=self._sample, daemon=True)
             self._thread.start()
             if self.profile_path is not None:
@@ -161,5 +172,6 @@ class Monitor:
         # Sampling can miss a short spike; VmHWM cannot, and a fresh broker is started per
         # scenario, so its lifetime high-water mark is the scenario's peak.
         peak = max(self._peak, rss_bytes(self.pid), peak_rss_bytes(self.pid))
-        self.usage = Usage(wall, tree_cpu_seconds(self.pid) - self._cpu_start,
-                           self._rss_start, peak)
+        user, system = tree_cpu_split(self.pid)
+        self.usage = Usage(wall, user + system - sum(self._cpu_start), self._rss_start, peak,
+                           system - self._cpu_start[1])

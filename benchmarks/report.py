@@ -17,12 +17,12 @@ from benchmarks.measurement import Measurement
 LOWER_IS_BETTER_SUFFIXES = ("_ms", "_pct", "_us_per_record", "_mb", "_kb_per_conn", "open_fds")
 
 THROUGHPUT = ["rate", "mb_s", "p50_ms", "p99_ms", "broker_cpu_us_per_record", "broker_cpu_pct",
-              "client_cpu_pct", "rss_idle_mb", "rss_peak_mb"]
+              "broker_sys_pct", "client_cpu_pct", "rss_idle_mb", "rss_peak_mb"]
 TABLE_METRICS: dict[str, list[str]] = {
     "startup": ["startup_ms", "rss_idle_mb"],
     "connections": ["records", "rss_kb_per_conn", "rss_peak_mb"],
     "request-rate": ["rate", "p50_ms", "p99_ms", "broker_cpu_us_per_record", "broker_cpu_pct",
-                     "client_cpu_pct"],
+                     "broker_sys_pct", "client_cpu_pct"],
     "e2e-latency": ["p50_ms", "p99_ms", "p999_ms", "records", "broker_cpu_pct"],
     "many-partitions": THROUGHPUT + ["metadata_ms", "open_fds"],
 }
@@ -32,7 +32,8 @@ PRIMARY: dict[str, str] = {"startup": "startup_ms", "connections": "rss_kb_per_c
 
 LABELS = {"rate": "rate /s", "mb_s": "MB/s", "p50_ms": "p50 ms", "p99_ms": "p99 ms",
           "p999_ms": "p99.9 ms", "broker_cpu_us_per_record": "broker us/record",
-          "broker_cpu_pct": "broker CPU %", "client_cpu_pct": "client CPU %",
+          "broker_cpu_pct": "broker CPU %", "broker_sys_pct": "of which kernel %",
+          "client_cpu_pct": "client CPU %",
           "rss_idle_mb": "RSS idle MB", "rss_peak_mb": "RSS peak MB",
           "startup_ms": "startup ms", "rss_kb_per_conn": "RSS KB/conn",
           "records": "records", "metadata_ms": "Metadata ms", "open_fds": "open fds"}
@@ -83,13 +84,13 @@ def line(row: Measurement) -> str:
         parts.append(f"p50/p99/p99.9 {fmt(m.get('p50_ms'))}/{fmt(m.get('p99_ms'))}/"
                      f"{fmt(m.get('p999_ms'))} ms")
     if "broker_cpu_pct" in m:
-        parts.append(f"broker CPU {fmt(m['broker_cpu_pct'])}%"
+        parts.append(f"broker CPU {fmt(m['broker_cpu_pct'])}% (sys {fmt(m.get('broker_sys_pct'))}%)"
                      f" {fmt(m.get('broker_cpu_us_per_record'))} us/rec")
     if "client_cpu_pct" in m:
         parts.append(f"client CPU {fmt(m['client_cpu_pct'])}%")
     if "rss_idle_mb" in m:
         parts.append(f"RSS idle {fmt(m['rss_idle_mb'])} MB peak {fmt(m.get('rss_peak_mb'))} MB")
-    shown = {"rate", "mb_s", "p50_ms", "p99_ms", "p999_ms", "broker_cpu_pct",
+    shown = {"rate", "mb_s", "p50_ms", "p99_ms", "p999_ms", "broker_cpu_pct", "broker_sys_pct",
              "broker_cpu_us_per_record", "client_cpu_pct", "rss_idle_mb", "rss_peak_mb",
              "seconds", "sent", "failed", "errors"}
     extra = [f"{key}={fmt(value)}" for key, value in m.items() if key not in shown]
