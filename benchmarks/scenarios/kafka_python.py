@@ -29,7 +29,8 @@ def run(ctx: Context) -> list[Measurement]:
         topic = fresh_topic("kpy")
         create_topic(broker.bootstrap, topic, 1)
         producer = KafkaProducer(bootstrap_servers=broker.bootstrap, acks=1, linger_ms=5,
-                                 batch_size=1_000_000, compression_type=None)
+                                 batch_size=1_000_000, compression_type=None,
+                                 enable_idempotence=False)
         failures: list[BaseException] = []
         try:
             value = os.urandom(VALUE_SIZE)
