@@ -44,12 +44,15 @@ def main(argv: list[str] | None = None) -> int:
     import trio
 
     from kbroker.broker import Broker
-    from kbroker.server import run_until_signalled
+    from kbroker.server import ListenerError, run_until_signalled
 
     try:
         trio.run(run_until_signalled, Broker(config))
     except KeyboardInterrupt:
         return 0
+    except ListenerError as exc:
+        logger.error("%s", exc)
+        return 1
     except Exception:
         logger.exception("broker failed")
         return 1

@@ -36,6 +36,10 @@ ACCEPT_RETRY_S = 0.1  # back-off after EMFILE/ENFILE so the accept loop does not
 RESOURCE_ERRNOS = {errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS}
 
 
+class ListenerError(OSError):
+    """A configured listener could not be bound (address in use, unknown host, ...)."""
+
+
 class Server:
     """Binds the configured listeners and serves a Connection per accepted client."""
 
@@ -53,8 +57,11 @@ class Server:
         backlog = self.broker.config.socket_listen_backlog_size
         try:
             for endpoint in self.broker.config.listener_endpoints:
-                sockets = await trio.open_tcp_listeners(endpoint.port, host=endpoint.host or None,
-                                                        backlog=backlog)
+                try:
+                    sockets = await trio.open_tcp_listeners(endpoint.port, host=endpoint.host or None,
+                                                            backlog=backlog)
+                except OSError as exc:
+                    raise ListenerError(f"cannot listen on {endpoint.uri()}: {exc.strerror or exc}") from exc
                 listeners.extend(sockets)
                 port = sockets[0].socket.getsockname()[1]
                 bound.append(Endpoint(endpoint.name, endpoint.host, port))

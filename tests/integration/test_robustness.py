@@ -134,3 +134,15 @@ def test_port_zero_ready_line_and_metadata_port():
             assert [(n["host"], n["port"]) for n in nodes] == [("127.0.0.1", broker.port)]
         finally:
             admin.close()
+
+
+def test_port_in_use_refuses_to_start(free_port):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", free_port))
+        taken.listen()
+        broker = KafkaBroker(port=free_port)
+        with pytest.raises(BrokerStartError) as info:
+            with broker:
+                pass
+    assert "Address already in use" in str(info.value)
+    assert broker.process.returncode == 1
