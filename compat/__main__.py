@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     if not args.verbose:
         # client libraries log every broker disconnect at ERROR; the result lines say what matters
-        for noisy in ("kafka", "aiokafka"):
+        for noisy in ("kafka", "aiokafka", "asyncio"):
             logging.getLogger(noisy).setLevel(logging.CRITICAL)
     clients = [c.strip() for c in args.clients.split(",") if c.strip()]
     unknown = [c for c in clients if c not in CLIENT_NAMES]

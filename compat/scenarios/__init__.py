@@ -1,8 +1,9 @@
 """Scenario registry: each scenario is a function of (client, context) that raises
 ``Mismatch`` when the broker misbehaves.
 
-Feature tags a scenario can require (a client lists the ones it has):
-admin, configs, delete_records, groups_admin, list_offsets, headers, timestamps,
+Feature tags a scenario can require (a client lists the ones it has); all but the
+command-line scenarios also require "data" (produce/consume API):
+admin, configs, incremental_alter, delete_records, committed, groups_admin, list_offsets, headers, timestamps,
 compression:<codec>, acks0, idempotent, groups, static_membership, cooperative,
 consumer_protocol, txn, cli.
 """
@@ -57,7 +58,9 @@ def scenario(name: str, *, requires: tuple[str, ...] = (), timeout_s: float = 60
     """Register a scenario function."""
     def register(func: Callable[[Client, Context], None]) -> Callable[[Client, Context], None]:
         assert name not in REGISTRY, f"duplicate scenario {name}"
-        REGISTRY[name] = Scenario(name, func, frozenset(requires), timeout_s,
+        # every scenario but the command-line ones drives the producer/consumer API ("data")
+        needs = frozenset(requires) | (frozenset() if "cli" in requires else {"data"})
+        REGISTRY[name] = Scenario(name, func, needs, timeout_s,
                                   (func.__doc__ or "").strip().splitlines()[0] if func.__doc__ else "")
         return func
     return register

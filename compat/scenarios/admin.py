@@ -42,7 +42,7 @@ def describe_configs(client: Client, ctx: Context) -> None:
     expect_equal(configs.get("segment.bytes"), "1073741824", "default segment.bytes")
 
 
-@scenario("alter_configs_incremental", requires=("configs",), timeout_s=60)
+@scenario("alter_configs_incremental", requires=("configs", "incremental_alter"), timeout_s=60)
 def alter_configs_incremental(client: Client, ctx: Context) -> None:
     """Incremental alter sets a key, leaves others alone, and delete restores the default."""
     topic = ctx.topic()
