@@ -50,6 +50,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--profile", type=Path, default=None, metavar="DIR",
                         help="py-spy each measured window of kbroker into DIR "
                              "(raw collapsed stacks + a .top.txt summary)")
+    parser.add_argument("--broker-env", action="append", default=[], metavar="KEY=VALUE",
+                        help="extra environment for the spawned --broker (not --compare), "
+                             "e.g. MALLOC_MMAP_THRESHOLD_=33554432 for an allocator experiment")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
     names: list[str] = []
@@ -140,11 +143,14 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _terminate)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    brokers = [BrokerSpec(args.broker, args.tansu_bin)]
+    env = tuple(tuple(item.split("=", 1)) for item in args.broker_env)
+    brokers = [BrokerSpec(args.broker, args.tansu_bin, env)]  # type: ignore[arg-type]
     if args.compare:
         brokers.append(BrokerSpec(args.compare, args.tansu_bin))
     rows: list[Measurement] = []
     meta = environment(brokers)
+    if env:
+        meta["broker_env"] = dict(env)
     for run in range(args.runs):
         for name in args.names:
             # Interleaved: each broker runs a scenario before the next scenario starts, so

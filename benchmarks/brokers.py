@@ -130,7 +130,7 @@ def _spawn(kind: str, argv: list[str], workdir: Path, env: dict[str, str] | None
 
 
 def start_kbroker(port: int = 0, extra: dict[str, str] | None = None, *,
-                  wait: bool = True) -> BrokerProcess:
+                  wait: bool = True, env: dict[str, str] | None = None) -> BrokerProcess:
     """Start ``python -m kbroker`` on 127.0.0.1 with a fresh data dir and default settings.
 
     With ``wait=False`` (and a known port) return right after the spawn.
@@ -142,7 +142,8 @@ def start_kbroker(port: int = 0, extra: dict[str, str] | None = None, *,
     for key, value in (extra or {}).items():
         argv += ["--override", f"{key}={value}"]
     started = time.perf_counter()
-    proc, log_path, log_file = _spawn("kbroker", argv, workdir)
+    proc, log_path, log_file = _spawn("kbroker", argv, workdir,
+                                      {**os.environ, **env} if env else None)
     broker = BrokerProcess("kbroker", "127.0.0.1", port, proc, workdir, started,
                            log_path=log_path, _log_file=log_file)
     if not wait and port != 0:
@@ -172,15 +173,15 @@ def _wait_ready_line(proc: subprocess.Popen, log_path: Path) -> int:
     raise TimeoutError("kbroker printed no ready line naming its port")
 
 
-def start_tansu(binary: str, port: int | None = None, *, wait: bool = True) -> BrokerProcess:
+def start_tansu(binary: str, port: int | None = None, *, wait: bool = True,
+                env: dict[str, str] | None = None) -> BrokerProcess:
     """Start ``tansu broker`` with the in-memory storage engine on a free port."""
     port = port or free_port()
     workdir = Path(tempfile.mkdtemp(prefix="kbench-tansu-"))
     url = f"tcp://127.0.0.1:{port}"
     argv = [binary, "broker", "--listener-url", url, "--advertised-listener-url", url,
             "--storage-engine", "memory://tansu/"]
-    env = dict(os.environ)
-    env.setdefault("RUST_LOG", "warn")  # tansu logs every request at info level otherwise
+    env = {"RUST_LOG": "warn", **os.environ, **(env or {})}  # tansu logs each request at info
     started = time.perf_counter()
     proc, log_path, log_file = _spawn("tansu", argv, workdir, env)
     broker = BrokerProcess("tansu", "127.0.0.1", port, proc, workdir, started,
@@ -203,6 +204,7 @@ class BrokerSpec:
 
     name: str                     # label in reports: "kbroker", "tansu" or "HOST:PORT"
     tansu_bin: str | None = None
+    env: tuple[tuple[str, str], ...] = ()   # extra environment for the spawned broker
 
     @property
     def spawnable(self) -> bool:
@@ -212,8 +214,8 @@ class BrokerSpec:
     def start(self, port: int | None = None, *, wait: bool = True) -> BrokerProcess:
         """Start a fresh broker (or wrap the external address); ``wait`` for it to listen."""
         if self.name == "kbroker":
-            return start_kbroker(port or 0, wait=wait)
+            return start_kbroker(port or 0, wait=wait, env=dict(self.env))
         if self.name == "tansu":
-            return start_tansu(find_tansu(self.tansu_bin), port, wait=wait)
+            return start_tansu(find_tansu(self.tansu_bin), port, wait=wait, env=dict(self.env))
         host, _, port_text = self.name.rpartition(":")
         return BrokerProcess("external", host or "127.0.0.1", int(port_text))
