@@ -148,7 +148,13 @@ async def run_until_signalled(broker: "Broker", *, task_status=trio.TASK_STATUS_
 
             nursery.start_soon(run_broker)
             task_status.started()
+            stopping = False
             async for signum in signals:
-                logger.info("received %s; stopping", signal.Signals(signum).name)
-                broker.request_stop()
-                break
+                name = signal.Signals(signum).name
+                if not stopping:
+                    logger.info("received %s; stopping", name)
+                    broker.request_stop()
+                    stopping = True
+                else:  # a second signal: stop now, without waiting for clients
+                    logger.warning("received %s again; stopping at once", name)
+                    nursery.cancel_scope.cancel()

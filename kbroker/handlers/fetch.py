@@ -249,6 +249,12 @@ async def handle_fetch(ctx: RequestContext, request: dict) -> dict:
     if session is not None:
         reads = [read for read in reads
                  if _changed(session.partitions.get(read.key), read) or full]
+        if not full:
+            # As Kafka: partitions that returned data go to the back of the session, so a
+            # max_bytes-limited fetch does not always favour the same partitions.
+            for read in reads:
+                if read.records and read.key in session.partitions:
+                    session.partitions.move_to_end(read.key)
     return _response(reads, version, session_id, use_ids)
 
 
