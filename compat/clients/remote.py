@@ -19,14 +19,14 @@ from pathlib import Path
 from typing import Any
 
 from compat.clients.base import Client, Record
-from compat.errors import ClientError, Unsupported
+from compat.errors import ClientError, Mismatch, Unsupported
 
 logger = logging.getLogger(__name__)
 
 # time allowed for the helper process to answer its "hello"
 START_TIMEOUT_S = 60.0
 # extra time on top of an operation's own timeout before the helper is declared hung
-CALL_SLACK_S = 30.0
+CALL_SLACK_S = 60.0
 
 
 def _b64(data: bytes | None) -> str | None:
@@ -152,7 +152,12 @@ class RemoteClient(Client):
         assert self._proc.stdin is not None
         self._proc.stdin.write(json.dumps(request) + "\n")
         self._proc.stdin.flush()
-        response = self._read(timeout_s + CALL_SLACK_S)
+        try:
+            response = self._read(timeout_s + CALL_SLACK_S)
+        except TimeoutError as exc:
+            # the helper is stuck inside the client library: its next answer would be stale
+            self.reset()
+            raise Mismatch(f"hang: {op} did not return ({exc})") from exc
         if response.get("id") != self._next_id:
             raise ClientError("protocol", f"answer to request {response.get('id')}, expected {self._next_id}")
         if response.get("ok"):
