@@ -23,6 +23,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
+from kbroker.coordinator import consumer_group as cg
+from kbroker.coordinator.consumer_group import ConsumerGroup, ConsumerMember, TopicInfo
 from kbroker.coordinator.group import ClassicGroup, GroupState, Member
 from kbroker.coordinator.offsets import OffsetAndMetadata, is_expired
 from kbroker.coordinator.records import (CoordinatorRecord, GroupMetadataRecord,
@@ -48,6 +50,8 @@ MEMBER_ID_REQUIRED = 79
 GROUP_MAX_SIZE_REACHED = 81
 FENCED_INSTANCE_ID = 82
 GROUP_SUBSCRIBED_TO_TOPIC = 86
+UNRELEASED_INSTANCE_ID = 111
+STALE_MEMBER_EPOCH = 113
 
 NEW_MEMBER_JOIN_TIMEOUT_MS = 5 * 60 * 1000   # Kafka's hard-coded limit for a first join
 
@@ -63,6 +67,10 @@ class GroupConfig:
     offset_metadata_max_bytes: int = 4096         # offset.metadata.max.bytes
     offsets_retention_ms: int = 10080 * 60_000    # offsets.retention.minutes
     offsets_retention_check_interval_ms: int = 600000  # offsets.retention.check.interval.ms
+    consumer_session_timeout_ms: int = 45000      # group.consumer.session.timeout.ms
+    consumer_heartbeat_interval_ms: int = 5000    # group.consumer.heartbeat.interval.ms
+    consumer_max_size: int = 2**31 - 1            # group.consumer.max.size
+    consumer_assignors: tuple[str, ...] = ("uniform", "range")  # group.consumer.assignors
 
 
 @dataclass(slots=True)
@@ -107,6 +115,9 @@ class GroupCoordinator:
                  new_member_suffix: Callable[[], str] | None = None) -> None:
         self.config = config or GroupConfig()
         self.groups: dict[str, ClassicGroup] = {}
+        # KIP-848 groups; their committed offsets live in an Empty ClassicGroup of the same
+        # id in `groups` (the offsets store), which listings then hide
+        self.consumer_groups: dict[str, ConsumerGroup] = {}
         self._new_member_suffix = new_member_suffix or (lambda: str(uuid.uuid4()))
         self._next_pending_id = 1
         self._next_expiry_check_ms: int | None = None
@@ -169,6 +180,9 @@ class GroupCoordinator:
                 <= self.config.max_session_timeout_ms):
             return self._result(join_error(INVALID_SESSION_TIMEOUT, member_id))
         is_unknown = member_id == ""
+        consumer = self.consumer_groups.get(group_id)
+        if consumer is not None and consumer.members:
+            return self._result(join_error(INCONSISTENT_GROUP_PROTOCOL, member_id))
         group = self.groups.get(group_id)
         if group is None:
             if not is_unknown:
@@ -513,7 +527,17 @@ class GroupCoordinator:
             return self._result({(p.topic, p.partition): code for p in partitions})
 
         group = self.groups.get(group_id)
-        if group is None:
+        consumer = self.consumer_groups.get(group_id)
+        if consumer is not None and not (generation_id < 0 and not consumer.members):
+            member = consumer.members.get(member_id)
+            if member is None:
+                return all_errors(UNKNOWN_MEMBER_ID)
+            if generation_id != member.member_epoch:
+                return all_errors(STALE_MEMBER_EPOCH)
+            if group is None:
+                group = ClassicGroup(group_id, current_state_timestamp_ms=now_ms)
+                self.groups[group_id] = group
+        elif group is None:
             if generation_id >= 0:
                 return all_errors(ILLEGAL_GENERATION)
             group = ClassicGroup(group_id, current_state_timestamp_ms=now_ms)
@@ -586,6 +610,10 @@ class GroupCoordinator:
 
     def describe_group(self, group_id: str) -> dict:
         """DescribeGroups entry for one group (Kafka answers Dead for an unknown group)."""
+        consumer = self.consumer_groups.get(group_id)
+        if consumer is not None:
+            return {"error_code": NONE, "group_id": group_id, "group_state": consumer.state(),
+                    "protocol_type": "consumer", "protocol_data": "", "members": []}
         group = self.groups.get(group_id)
         if group is None:
             return {"error_code": NONE, "group_id": group_id, "group_state": "Dead",
@@ -606,11 +634,17 @@ class GroupCoordinator:
         """ListGroups entries, filtered by state names and group types (case-insensitive)."""
         states_l = {s.lower() for s in states}
         types_l = {t.lower() for t in types}
-        if types_l and "classic" not in types_l:
-            return []
         out = []
+        if not types_l or "consumer" in types_l:
+            for c in self.consumer_groups.values():
+                if states_l and c.state().lower() not in states_l:
+                    continue
+                out.append({"group_id": c.group_id, "protocol_type": "consumer",
+                            "group_state": c.state(), "group_type": "consumer"})
+        if types_l and "classic" not in types_l:
+            return out
         for group in self.groups.values():
-            if group.state is GroupState.DEAD:
+            if group.state is GroupState.DEAD or group.group_id in self.consumer_groups:
                 continue
             if states_l and group.state.value.lower() not in states_l:
                 continue
@@ -623,6 +657,15 @@ class GroupCoordinator:
         errors: dict[str, int] = {}
         for group_id in group_ids:
             group = self.groups.get(group_id)
+            consumer = self.consumer_groups.get(group_id)
+            if consumer is not None:
+                if consumer.members:
+                    errors[group_id] = NON_EMPTY_GROUP
+                else:
+                    self._records.extend(self._tombstones(group) if group is not None
+                                         else [GroupMetadataRecord(group_id, None)])
+                    errors[group_id] = NONE
+                continue
             if group is None or group.state is GroupState.DEAD:
                 errors[group_id] = GROUP_ID_NOT_FOUND
             elif group.state is not GroupState.EMPTY:
@@ -652,6 +695,11 @@ class GroupCoordinator:
                 deadlines.append(g.sync_deadline_ms)
             deadlines.extend(m.heartbeat_deadline_ms for m in g.members.values()
                              if not m.is_awaiting_join and m.sync_request_id is None)
+        for c in self.consumer_groups.values():
+            for m in c.members.values():
+                deadlines.append(m.session_deadline_ms)
+                if m.revocation_deadline_ms is not None:
+                    deadlines.append(m.revocation_deadline_ms)
         return min(deadlines, default=None)
 
     def tick(self, now_ms: int) -> Result:
@@ -660,6 +708,7 @@ class GroupCoordinator:
             self._next_expiry_check_ms = now_ms + self.config.offsets_retention_check_interval_ms
         for group in list(self.groups.values()):
             self._tick_group(group, now_ms)
+        self._tick_consumer_groups(now_ms)
         if now_ms >= self._next_expiry_check_ms:
             self._next_expiry_check_ms = now_ms + self.config.offsets_retention_check_interval_ms
             self._expire_offsets(now_ms)
@@ -708,6 +757,9 @@ class GroupCoordinator:
         for group in list(self.groups.values()):
             if group.state is not GroupState.EMPTY:
                 continue      # KIP-211: offsets of an active group never expire
+            consumer = self.consumer_groups.get(group.group_id)
+            if consumer is not None and consumer.members:
+                continue      # the offsets store of an active KIP-848 group
             since = group.current_state_timestamp_ms if group.protocol_type else -1
             expired = [tp for tp, o in group.offsets.items()
                        if is_expired(o, now_ms=now_ms, retention_ms=retention,
@@ -719,6 +771,184 @@ class GroupCoordinator:
                 self._records.append(GroupMetadataRecord(group.group_id, None))
             if expired:
                 logger.info("group=%s expired %d offsets", group.group_id, len(expired))
+
+    # ------------------------------------------------------------------ KIP-848
+
+    def consumer_group_heartbeat(self, request: dict, *, client_id: str, client_host: str,
+                                 topic_info: Callable[[str], TopicInfo | None],
+                                 now_ms: int) -> Result:
+        """ConsumerGroupHeartbeat v0 (see consumer_group.py for the rules)."""
+        group_id = request.get("group_id") or ""
+        member_id = request.get("member_id") or ""
+        epoch = request["member_epoch"]
+        instance_id = request.get("instance_id")
+        subscribed = request.get("subscribed_topic_names")
+        assignor = request.get("server_assignor")
+        owned = cg.owned_from_request(request.get("topic_partitions"))
+
+        def error(code: int, message: str | None = None) -> Result:
+            return self._result({"error_code": code, "error_message": message,
+                                 "member_id": None, "member_epoch": 0,
+                                 "heartbeat_interval_ms": 0, "assignment": None})
+
+        if not group_id:
+            return error(cg.INVALID_REQUEST, "GroupId can't be empty.")
+        if instance_id == "":
+            return error(cg.INVALID_REQUEST, "InstanceId can't be empty.")
+        if epoch < cg.STATIC_LEAVE_EPOCH:
+            return error(cg.INVALID_REQUEST, f"MemberEpoch {epoch} is invalid.")
+        if epoch != 0 and not member_id:
+            return error(cg.INVALID_REQUEST, "MemberId can't be empty.")
+        if epoch == 0:
+            if request.get("rebalance_timeout_ms", -1) == -1:
+                return error(cg.INVALID_REQUEST,
+                             "RebalanceTimeoutMs must be provided in first request.")
+            if owned:
+                return error(cg.INVALID_REQUEST,
+                             "TopicPartitions must be empty when (re-)joining.")
+            if subscribed is None:
+                return error(cg.INVALID_REQUEST,
+                             "SubscribedTopicNames must be set in first request.")
+        if assignor is not None and assignor not in self.config.consumer_assignors:
+            return error(cg.UNSUPPORTED_ASSIGNOR,
+                         f"ServerAssignor {assignor} is not supported. Supported assignors: "
+                         f"{', '.join(self.config.consumer_assignors)}.")
+        classic = self.groups.get(group_id)
+        if classic is not None and classic.members:
+            return error(GROUP_ID_NOT_FOUND, f"Group {group_id} is not a consumer group.")
+
+        group = self.consumer_groups.get(group_id)
+        bump = False     # one group epoch bump per heartbeat, whatever changed
+        if epoch in (cg.LEAVE_EPOCH, cg.STATIC_LEAVE_EPOCH):
+            if group is None or member_id not in group.members:
+                return error(UNKNOWN_MEMBER_ID, f"Member {member_id} is not a member of "
+                                                f"group {group_id}.")
+            self._remove_consumer_member(group, member_id)
+            return self._result({"error_code": NONE, "error_message": None,
+                                 "member_id": member_id, "member_epoch": epoch,
+                                 "heartbeat_interval_ms": 0, "assignment": None})
+        if epoch == 0:
+            if group is None:
+                group = ConsumerGroup(group_id, assignor_name=self.config.consumer_assignors[0])
+                self.consumer_groups[group_id] = group
+            if instance_id is not None:
+                bound = next((m for m in group.members.values()
+                              if m.instance_id == instance_id), None)
+                if bound is not None and bound.member_id != member_id:
+                    return error(UNRELEASED_INSTANCE_ID,
+                                 f"Static member {instance_id} is still in use.")
+            if member_id in group.members:
+                # a re-join: start over with nothing owned
+                self._remove_consumer_member(group, member_id)
+            elif len(group.members) >= self.config.consumer_max_size:
+                return error(GROUP_MAX_SIZE_REACHED, f"The consumer group has reached its "
+                                                     f"maximum capacity of "
+                                                     f"{self.config.consumer_max_size} members.")
+            member = ConsumerMember(
+                member_id=member_id or cg.new_member_id(), instance_id=instance_id,
+                rack_id=request.get("rack_id"), client_id=client_id, client_host=client_host,
+                rebalance_timeout_ms=request["rebalance_timeout_ms"],
+                subscribed_topic_names=sorted(subscribed or []), server_assignor=assignor)
+            group.members[member.member_id] = member
+            bump = True
+        else:
+            member = group.members.get(member_id) if group is not None else None
+            if member is None:
+                return error(UNKNOWN_MEMBER_ID, f"Member {member_id} is not a member of "
+                                                f"group {group_id}.")
+            if epoch != member.member_epoch and not (
+                    epoch == member.previous_member_epoch and owned is not None
+                    and cg.is_subset(owned, member.assigned)):
+                return error(cg.FENCED_MEMBER_EPOCH,
+                             f"The consumer group member has a smaller or larger member epoch "
+                             f"({epoch}) than the one known by the group coordinator "
+                             f"({member.member_epoch}).")
+            if subscribed is not None and sorted(subscribed) != member.subscribed_topic_names:
+                member.subscribed_topic_names = sorted(subscribed)
+                bump = True
+            if assignor is not None:
+                member.server_assignor = assignor
+            if request.get("rebalance_timeout_ms", -1) != -1:
+                member.rebalance_timeout_ms = request["rebalance_timeout_ms"]
+        member.session_deadline_ms = now_ms + self.config.consumer_session_timeout_ms
+
+        metadata = {}
+        for name in sorted(group.subscribed_topics()):
+            info = topic_info(name)
+            if info is not None:
+                metadata[name] = (info.topic_id, info.partitions)
+        if metadata != group.subscription_metadata:
+            group.subscription_metadata = metadata
+            bump = True
+        if bump:
+            group.group_epoch += 1
+        if group.group_epoch > group.assignment_epoch:
+            cg.compute_target(group, self._topic_infos(group))
+        before = dict(member.assigned)
+        cg.reconcile(group, member, owned, now_ms)
+        send = (epoch == 0 or member.assigned != before
+                or (owned is not None and owned != member.assigned))
+        assignment = None
+        if send:
+            assignment = {"topic_partitions": [
+                {"topic_id": t, "partitions": sorted(ps)}
+                for t, ps in sorted(member.assigned.items(), key=lambda x: str(x[0]))]}
+        return self._result({"error_code": NONE, "error_message": None,
+                             "member_id": member.member_id, "member_epoch": member.member_epoch,
+                             "heartbeat_interval_ms": self.config.consumer_heartbeat_interval_ms,
+                             "assignment": assignment})
+
+    @staticmethod
+    def _topic_infos(group: ConsumerGroup) -> dict[str, TopicInfo]:
+        return {name: TopicInfo(name, tid, count)
+                for name, (tid, count) in group.subscription_metadata.items()}
+
+    def _remove_consumer_member(self, group: ConsumerGroup, member_id: str) -> None:
+        group.members.pop(member_id, None)
+        group.target.pop(member_id, None)
+        group.group_epoch += 1
+        cg.compute_target(group, self._topic_infos(group))
+        logger.info("consumer group=%s member=%s removed epoch=%d", group.group_id, member_id,
+                    group.group_epoch)
+
+    def consumer_group_describe(self, group_id: str, topic_names: Callable[[object], str | None]
+                                ) -> dict:
+        """ConsumerGroupDescribe entry for one group."""
+        group = self.consumer_groups.get(group_id)
+        if group is None:
+            return {"error_code": GROUP_ID_NOT_FOUND, "error_message": f"Group {group_id} not found.",
+                    "group_id": group_id, "group_state": "Dead", "group_epoch": -1,
+                    "assignment_epoch": -1, "assignor_name": "", "members": []}
+
+        def wire(a: dict) -> dict:
+            return {"topic_partitions": [{"topic_id": t, "topic_name": topic_names(t) or "",
+                                          "partitions": sorted(ps)}
+                                         for t, ps in sorted(a.items(), key=lambda x: str(x[0]))]}
+
+        return {"error_code": NONE, "error_message": None, "group_id": group_id,
+                "group_state": group.state(), "group_epoch": group.group_epoch,
+                "assignment_epoch": group.assignment_epoch, "assignor_name": group.assignor_name,
+                "members": [{
+                    "member_id": m.member_id, "instance_id": m.instance_id, "rack_id": m.rack_id,
+                    "member_epoch": m.member_epoch, "client_id": m.client_id,
+                    "client_host": m.client_host,
+                    "subscribed_topic_names": m.subscribed_topic_names,
+                    "subscribed_topic_regex": None,
+                    "assignment": wire(m.assigned),
+                    "target_assignment": wire(group.target.get(m.member_id, {})),
+                } for m in group.members.values()]}
+
+    def _tick_consumer_groups(self, now_ms: int) -> None:
+        for group in list(self.consumer_groups.values()):
+            for m in list(group.members.values()):
+                if m.session_deadline_ms <= now_ms:
+                    logger.info("consumer group=%s member=%s session timeout", group.group_id,
+                                m.member_id)
+                    self._remove_consumer_member(group, m.member_id)
+                elif m.revocation_deadline_ms is not None and m.revocation_deadline_ms <= now_ms:
+                    logger.info("consumer group=%s member=%s did not revoke in time",
+                                group.group_id, m.member_id)
+                    self._remove_consumer_member(group, m.member_id)
 
     # ------------------------------------------------------------------ replay
 
@@ -740,6 +970,9 @@ class GroupCoordinator:
             group.offsets[(record.topic, record.partition)] = record.value
             return
         if record.value is None:
+            consumer = self.consumer_groups.get(record.group_id)
+            if consumer is not None and not consumer.members:
+                del self.consumer_groups[record.group_id]
             group = self.groups.pop(record.group_id, None)
             if group is not None and group.state is not GroupState.DEAD:
                 group.state = GroupState.DEAD      # deleted: requests holding it see Dead

@@ -71,7 +71,28 @@ def group_config_from(config: Any) -> GroupConfig:
         offsets_retention_check_interval_ms=getattr(
             config, "offsets_retention_check_interval_ms",
             d.offsets_retention_check_interval_ms),
+        consumer_session_timeout_ms=getattr(config, "group_consumer_session_timeout_ms",
+                                            d.consumer_session_timeout_ms),
+        consumer_heartbeat_interval_ms=getattr(config, "group_consumer_heartbeat_interval_ms",
+                                               d.consumer_heartbeat_interval_ms),
+        consumer_max_size=getattr(config, "group_consumer_max_size", d.consumer_max_size),
+        consumer_assignors=_assignor_names(getattr(config, "group_consumer_assignors", None),
+                                           d.consumer_assignors),
     )
+
+
+def _assignor_names(value: Any, default: tuple[str, ...]) -> tuple[str, ...]:
+    """group.consumer.assignors as short names ("uniform", "range"), known ones only."""
+    if not value:
+        return default
+    items = value.split(",") if isinstance(value, str) else list(value)
+    names = []
+    for item in items:
+        short = item.strip().rsplit(".", 1)[-1].lower()
+        short = {"uniformassignor": "uniform", "rangeassignor": "range"}.get(short, short)
+        if short in default:
+            names.append(short)
+    return tuple(names) or default
 
 
 class GroupCoordinatorRuntime:

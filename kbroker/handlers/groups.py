@@ -12,6 +12,7 @@ import logging
 from typing import Any
 
 from kbroker.coordinator import coordinator as gc
+from kbroker.coordinator.consumer_group import TopicInfo
 from kbroker.coordinator.coordinator import CommitPartition, join_error, sync_error
 from kbroker.dispatch import RequestContext, handler
 from kbroker.errors import KafkaError
@@ -338,3 +339,56 @@ async def handle_delete_groups(ctx: RequestContext, request: dict) -> dict:
             errors = {n: _append_error(exc) for n in names}
     return {"throttle_time_ms": 0,
             "results": [{"group_id": n, "error_code": errors[n]} for n in names]}
+
+
+# ---------------------------------------------------------------------- KIP-848
+
+@handler(ApiKey.CONSUMER_GROUP_HEARTBEAT, 0, 0)
+async def handle_consumer_group_heartbeat(ctx: RequestContext, request: dict) -> dict:
+    """ConsumerGroupHeartbeat 0: join, heartbeat, reconcile, leave (server-side assignors)."""
+    runtime = _runtime(ctx)
+    if runtime is None:
+        return {"throttle_time_ms": 0, "error_code": _not_available_code(ctx),
+                "error_message": None, "member_id": None, "member_epoch": 0,
+                "heartbeat_interval_ms": 0, "assignment": None}
+    image = ctx.broker.controller.image
+
+    def topic_info(name: str) -> TopicInfo | None:
+        topic = image.topics_by_name.get(name)
+        if topic is None:
+            return None
+        return TopicInfo(name, topic.topic_id, len(topic.partitions))
+
+    try:
+        resp = await runtime.execute(lambda now_ms: runtime.coordinator.consumer_group_heartbeat(
+            request, client_id=ctx.client_id or "", client_host=_client_host(ctx),
+            topic_info=topic_info, now_ms=now_ms))
+    except KafkaError as exc:
+        resp = {"error_code": _append_error(exc), "error_message": None, "member_id": None,
+                "member_epoch": 0, "heartbeat_interval_ms": 0, "assignment": None}
+    return {"throttle_time_ms": 0, **resp}
+
+
+@handler(ApiKey.CONSUMER_GROUP_DESCRIBE, 0, 0)
+async def handle_consumer_group_describe(ctx: RequestContext, request: dict) -> dict:
+    """ConsumerGroupDescribe 0."""
+    runtime = _runtime(ctx)
+    ops = (GROUP_AUTHORIZED_OPERATIONS if request.get("include_authorized_operations")
+           else AUTHORIZED_OPERATIONS_OMITTED)
+    by_id = ctx.broker.controller.image.topics_by_id
+
+    def topic_name(topic_id: Any) -> str | None:
+        topic = by_id.get(topic_id)
+        return topic.name if topic is not None else None
+
+    groups = []
+    for group_id in request.get("group_ids") or []:
+        if runtime is None:
+            d = {"error_code": _not_available_code(ctx), "error_message": None,
+                 "group_id": group_id, "group_state": "", "group_epoch": -1,
+                 "assignment_epoch": -1, "assignor_name": "", "members": []}
+        else:
+            d = runtime.query(lambda c: c.consumer_group_describe(group_id, topic_name))
+        d["authorized_operations"] = ops
+        groups.append(d)
+    return {"throttle_time_ms": 0, "groups": groups}
