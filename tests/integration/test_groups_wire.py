@@ -221,3 +221,55 @@ def test_list_describe_delete_and_offset_delete(broker):
             ErrorCode.NONE, ErrorCode.NON_EMPTY_GROUP, ErrorCode.GROUP_ID_NOT_FOUND]
         r = c.request(ApiKey.LIST_GROUPS, 0, {})
         assert simple not in {g["group_id"] for g in r["groups"]}
+
+
+def test_consumer_group_heartbeat_v0_converges_and_describes(broker):
+    """KIP-848 on the wire: two members split a topic; a leave hands its partitions back."""
+    topic, group = unique("t"), unique("g")
+    create_topic(broker.bootstrap_servers, topic, 4)
+    with WireClient(broker.bootstrap_servers) as c:
+        def hb(member_id: str = "", epoch: int = 0, owned: dict | None = None,
+               topics: list[str] | None = None) -> dict:
+            r = c.request(ApiKey.CONSUMER_GROUP_HEARTBEAT, 0, {
+                "group_id": group, "member_id": member_id, "member_epoch": epoch,
+                "rebalance_timeout_ms": 5000, "subscribed_topic_names": topics,
+                "topic_partitions": None if owned is None else [
+                    {"topic_id": t, "partitions": sorted(ps)} for t, ps in owned.items()]})
+            assert r["error_code"] == ErrorCode.NONE, r
+            return r
+
+        def owned_of(r: dict) -> dict:
+            return {tp["topic_id"]: set(tp["partitions"])
+                    for tp in r["assignment"]["topic_partitions"]}
+
+        a = hb(topics=[topic])
+        assert a["member_epoch"] == 1 and sum(len(p) for p in owned_of(a).values()) == 4
+        mine = owned_of(a)
+        b = hb(topics=[topic])
+        a2 = hb(a["member_id"], 1, owned=mine)               # told to revoke half
+        mine = owned_of(a2)
+        assert sum(len(p) for p in mine.values()) == 2
+        a3 = hb(a["member_id"], 1, owned=mine)               # confirms: new epoch
+        assert a3["member_epoch"] == b["member_epoch"] == 2
+        b2 = hb(b["member_id"], 2, owned={})
+        assert sum(len(p) for p in owned_of(b2).values()) == 2
+
+        d = c.request(ApiKey.CONSUMER_GROUP_DESCRIBE, 0, {"group_ids": [group],
+                                                          "include_authorized_operations": False})
+        g = d["groups"][0]
+        assert (g["error_code"], g["group_state"], g["group_epoch"]) == (0, "Stable", 2)
+        names = {tp["topic_name"] for m in g["members"]
+                 for tp in m["assignment"]["topic_partitions"]}
+        assert names == {topic}
+        listed = c.request(ApiKey.LIST_GROUPS, 5, {"states_filter": [], "types_filter": ["consumer"]})
+        assert [(x["group_id"], x["group_type"]) for x in listed["groups"]
+                if x["group_id"] == group] == [(group, "consumer")]
+
+        left = hb(b["member_id"], -1)
+        assert left["member_epoch"] == -1
+        a4 = hb(a["member_id"], 2, owned=mine)
+        assert sum(len(p) for p in owned_of(a4).values()) == 4
+        unknown = c.request(ApiKey.CONSUMER_GROUP_HEARTBEAT, 0, {
+            "group_id": group, "member_id": b["member_id"], "member_epoch": 2,
+            "rebalance_timeout_ms": -1, "subscribed_topic_names": None, "topic_partitions": None})
+        assert unknown["error_code"] == ErrorCode.UNKNOWN_MEMBER_ID
