@@ -576,6 +576,18 @@ class GroupCoordinator:
             self._drop_if_unused(group)
         return self._result(errors)
 
+    def check_fetch_member(self, group_id: str, member_id: str | None, member_epoch: int) -> int:
+        """OffsetFetch v9+ member check for KIP-848 groups (an error code, NONE if fine)."""
+        consumer = self.consumer_groups.get(group_id)
+        if consumer is None or member_id is None:
+            return NONE
+        member = consumer.members.get(member_id)
+        if member is None:
+            return UNKNOWN_MEMBER_ID
+        if member_epoch != member.member_epoch:
+            return STALE_MEMBER_EPOCH
+        return NONE
+
     def offset_fetch(self, group_id: str, partitions: list[tuple[str, int]] | None
                      ) -> list[tuple[str, int, OffsetAndMetadata | None]]:
         """Committed offsets of `partitions` (None: every partition with an offset)."""

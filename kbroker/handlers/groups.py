@@ -231,11 +231,16 @@ async def handle_offset_commit(ctx: RequestContext, request: dict) -> dict:
 
 
 def _fetch_group(ctx: RequestContext, runtime: Any, group_id: str,
-                 topics: list[dict] | None) -> tuple[int, list[dict]]:
+                 topics: list[dict] | None, member: tuple[str | None, int] = (None, -1)
+                 ) -> tuple[int, list[dict]]:
     """(group error, response topics) for one group of an OffsetFetch."""
     wanted = None
     if topics is not None:
         wanted = [(t["name"], p) for t in topics for p in t.get("partition_indexes") or []]
+    if runtime is not None:
+        code = runtime.query(lambda c: c.check_fetch_member(group_id, *member))
+        if code != ErrorCode.NONE:
+            return code, []
     if runtime is None:
         code = _not_available_code(ctx)
         rows = [(t, p, None) for t, p in wanted or []]
@@ -261,7 +266,9 @@ async def handle_offset_fetch(ctx: RequestContext, request: dict) -> dict:
     if ctx.api_version >= 8:
         groups = []
         for g in request.get("groups") or []:
-            code, topics = _fetch_group(ctx, runtime, g["group_id"], g.get("topics"))
+            member = (g.get("member_id"), g.get("member_epoch", -1)) if ctx.api_version >= 9 \
+                else (None, -1)
+            code, topics = _fetch_group(ctx, runtime, g["group_id"], g.get("topics"), member)
             groups.append({"group_id": g["group_id"], "topics": topics, "error_code": code})
         return {"throttle_time_ms": 0, "groups": groups}
     code, topics = _fetch_group(ctx, runtime, request["group_id"], request.get("topics"))

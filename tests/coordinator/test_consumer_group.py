@@ -188,3 +188,12 @@ def test_describe():
     assert member["member_id"] == r["member_id"]
     assert member["assignment"]["topic_partitions"][0]["topic_name"] == "a"
     assert g.gc.consumer_group_describe("x", lambda t: None)["error_code"] == c.GROUP_ID_NOT_FOUND
+
+
+def test_offset_fetch_member_check():
+    g = Group()
+    r = g.hb()
+    assert g.gc.check_fetch_member("g", r["member_id"], r["member_epoch"]) == 0
+    assert g.gc.check_fetch_member("g", r["member_id"], 0) == c.STALE_MEMBER_EPOCH
+    assert g.gc.check_fetch_member("g", "x", 1) == c.UNKNOWN_MEMBER_ID
+    assert g.gc.check_fetch_member("g", None, -1) == 0       # admin fetch
