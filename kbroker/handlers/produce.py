@@ -9,7 +9,9 @@ KafkaError codes onto the partition response and wakes fetches through
 
 acks: 0 sends no response (and closes the connection when a partition failed, so the
 producer notices, as Kafka does); 1 and -1 answer once the batch is written (a single node
-is the whole ISR). Any other value: INVALID_REQUIRED_ACKS for every partition.
+is the whole ISR), except that acks=-1 on a partition whose ISR is smaller than its
+min.insync.replicas is refused with NOT_ENOUGH_REPLICAS, as Kafka does. Any other acks
+value: INVALID_REQUIRED_ACKS for every partition.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ NONE = 0
 CORRUPT_MESSAGE = 2
 UNKNOWN_TOPIC_OR_PARTITION = 3
 INVALID_TOPIC_EXCEPTION = 17
+NOT_ENOUGH_REPLICAS = 19
 INVALID_REQUIRED_ACKS = 21
 INVALID_RECORD = 87
 MAGIC_OFFSET = 16  # byte position of `magic` in both v2 batches and v0/v1 messages
@@ -77,7 +80,7 @@ async def _topic(ctx: RequestContext, name: str) -> tuple[object | None, int]:
     return topic, NONE if topic is not None else UNKNOWN_TOPIC_OR_PARTITION
 
 
-def _append(ctx: RequestContext, topic, index: int, records, api_version: int) -> dict:
+def _append(ctx: RequestContext, topic, index: int, records, api_version: int, acks: int) -> dict:
     from protocol import DecodeError
 
     broker = ctx.broker
@@ -85,6 +88,12 @@ def _append(ctx: RequestContext, topic, index: int, records, api_version: int) -
     log = broker.partition_log(topic, index) if partition is not None else None
     if log is None:
         return _partition_response(index, UNKNOWN_TOPIC_OR_PARTITION)
+    min_insync = getattr(log.config, "min_insync_replicas", 1)
+    if acks == -1 and len(partition.isr) < min_insync:
+        # As Kafka's Partition.appendRecordsToLeader: refused before writing anything.
+        return _partition_response(index, NOT_ENOUGH_REPLICAS, error_message=(
+            f"The size of the current ISR {len(partition.isr)} is insufficient to satisfy "
+            f"the min.isr requirement of {min_insync} for partition {topic.name}-{index}"))
     try:
         batch = _records_for_append(records, api_version)
         result = log.append(batch, leader_epoch=partition.leader_epoch, now_ms=broker.clock.now_ms())
@@ -118,7 +127,7 @@ async def handle_produce(ctx: RequestContext, request: dict) -> dict | None:
             if topic is None:
                 results = [_partition_response(p["index"], error_code) for p in partitions]
             else:
-                results = [_append(ctx, topic, p["index"], p["records"], ctx.api_version)
+                results = [_append(ctx, topic, p["index"], p["records"], ctx.api_version, acks)
                            for p in partitions]
         failed = failed or any(r["error_code"] for r in results)
         responses.append({"name": name, "partition_responses": results})

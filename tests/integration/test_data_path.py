@@ -217,3 +217,12 @@ def test_old_clients_magic_0_and_1(broker, topic):
                 (i, b"k%d" % i, b"v%d" % i) for i in range(6)]
             if magic == 1:  # magic 0 producers sent no timestamp
                 assert [m.timestamp for m in messages] == [1_700_000_000_000 + i for i in range(3)] + [-1] * 3
+
+
+def test_acks_all_needs_min_insync_replicas(broker):
+    name = unique_topic("minisr")
+    create_topic(broker.bootstrap_servers, name, 1, {"min.insync.replicas": "2"})
+    batch = build_batch([(None, b"x")])
+    with WireClient(broker.bootstrap_servers) as client:
+        assert _produce(client, name, 0, batch, acks=-1)["error_code"] == 19  # NOT_ENOUGH_REPLICAS
+        assert _produce(client, name, 0, batch, acks=1)["error_code"] == 0    # acks=1 does not care
