@@ -215,8 +215,19 @@ class Broker:
     # ------------------------------------------------------------------ metadata listener
 
     def _on_metadata(self, old: Any, new: Any) -> None:
-        """Keep the partition logs in step with the image (called after each apply)."""
+        """Keep the partition logs in step with the image (called after each apply).
+
+        Deletions first: a topic deleted and re-created under the same name in one batch
+        of records must end up with a fresh, empty log.
+        """
         old_topics = old.topics_by_id if old is not None else {}
+        for topic_id, topic in old_topics.items():
+            if topic_id not in new.topics_by_id:
+                for partition in topic.partitions:
+                    self.logs.delete_partition(topic.name, partition)
+                    self.appends.notify(topic.name, partition)
+                self.fetch_sessions.forget_topic(topic.name)
+                self.fetch_sessions.forget_topic(topic_id)
         for topic_id, topic in new.topics_by_id.items():
             before = old_topics.get(topic_id)
             if before is not None and before.partitions.keys() == topic.partitions.keys() \
@@ -227,12 +238,6 @@ class Broker:
                     self.logs.get_or_create(topic.name, partition, topic.configs)
             if before is not None and before.configs != topic.configs:
                 self._update_topic_config(topic)
-        for topic_id, topic in old_topics.items():
-            if topic_id not in new.topics_by_id:
-                for partition in topic.partitions:
-                    self.logs.delete_partition(topic.name, partition)
-                    self.appends.notify(topic.name, partition)
-                self.fetch_sessions.forget_topic(topic.name)
 
     def _update_topic_config(self, topic: Any) -> None:
         from kbroker.log.log_config import LogConfig

@@ -156,3 +156,26 @@ def test_kill_9_keeps_every_acknowledged_record():
         for partition in (0, 1):
             offsets = [r.offset for r in consumed if r.partition == partition]
             assert offsets == list(range(len(offsets)))
+
+
+def test_recreated_topic_starts_empty(broker):
+    from kafka import KafkaConsumer, TopicPartition
+    from kafka.admin import KafkaAdminClient
+
+    topic = unique_topic("again")
+    create_topic(broker.bootstrap_servers, topic, 1)
+    kp_produce(broker.bootstrap_servers, topic, [Rec(0, None, b"old", (), 1_700_000_000_000)] * 3)
+    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap_servers)
+    try:
+        admin.delete_topics([topic])
+        _wait_for(lambda: topic not in admin.list_topics(), what="deletion")
+    finally:
+        admin.close()
+    create_topic(broker.bootstrap_servers, topic, 1)
+    consumer = KafkaConsumer(bootstrap_servers=broker.bootstrap_servers)
+    try:
+        tp = TopicPartition(topic, 0)
+        assert consumer.end_offsets([tp])[tp] == 0
+    finally:
+        consumer.close()
+    assert kp_produce(broker.bootstrap_servers, topic, [Rec(0, None, b"new", (), 1_700_000_000_000)]) == [0]
