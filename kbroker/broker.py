@@ -146,7 +146,9 @@ class Broker:
         finally:
             with trio.CancelScope(shield=True):
                 self._close_services(clean)
-        logger.info("stopped node.id=%d (clean=%s)", self.node_id, clean)
+        stats = self.server.statistics()
+        logger.info("stopped node.id=%d (clean=%s) connections=%d requests=%d", self.node_id, clean,
+                    stats.connections_accepted, stats.requests_handled)
 
     def request_stop(self) -> None:
         """Begin a graceful stop (idempotent; safe from any task of this trio run)."""

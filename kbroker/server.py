@@ -20,6 +20,7 @@ import errno
 import logging
 import signal
 import socket
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import trio
@@ -36,6 +37,15 @@ ACCEPT_RETRY_S = 0.1  # back-off after EMFILE/ENFILE so the accept loop does not
 RESOURCE_ERRNOS = {errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS}
 
 
+@dataclass(frozen=True, slots=True)
+class ServerStatistics:
+    """A snapshot of the server's counters."""
+
+    connections_open: int
+    connections_accepted: int
+    requests_handled: int  # by connections already closed plus those still open
+
+
 class ListenerError(OSError):
     """A configured listener could not be bound (address in use, unknown host, ...)."""
 
@@ -49,6 +59,8 @@ class Server:
         self._accept_scope: trio.CancelScope | None = None
         self._handler_scope: trio.CancelScope | None = None
         self._finished = trio.Event()
+        self._accepted = 0
+        self._requests_closed = 0  # requests handled by connections that have closed
 
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         """Bind every listener, report the bound endpoints, then accept until shutdown."""
@@ -101,12 +113,19 @@ class Server:
             peer = "?"
         connection = Connection(self.broker, stream, peer)
         self.connections.add(connection)
+        self._accepted += 1
         logger.debug("connection opened peer=%s", peer)
         try:
             await connection.run()
         finally:
             self.connections.discard(connection)
+            self._requests_closed += connection.requests_handled
             logger.debug("connection closed peer=%s requests=%d", peer, connection.requests_handled)
+
+    def statistics(self) -> ServerStatistics:
+        """Connections open and accepted so far, requests handled."""
+        return ServerStatistics(len(self.connections), self._accepted,
+                                self._requests_closed + sum(c.requests_handled for c in self.connections))
 
     def stop_accepting(self) -> None:
         """Close the listening sockets: new clients are refused from now on."""
