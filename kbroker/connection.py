@@ -17,6 +17,7 @@ supported keys, any other API closes the connection.
 from __future__ import annotations
 
 import logging
+import math
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -145,12 +146,18 @@ class Connection:
                 await self._serve_frames(scope, send_channel)
             finally:
                 self._read_scope = None
+        if scope.cancelled_caught and not self._closing:
+            logger.info("closing idle connection peer=%s after connections.max.idle.ms=%d",
+                        self.peer, self.broker.config.connections_max_idle_ms)
 
     async def _serve_frames(self, scope: trio.CancelScope,
                             send_channel: trio.MemorySendChannel[bytes]) -> None:
         reader = FrameReader(self.stream, self.broker.config.socket_request_max_bytes)
+        idle_s = self.broker.config.connections_max_idle_ms / 1000
         while not self._closing:
             self._idle = reader.buffered() == 0
+            # connections.max.idle.ms: a client silent this long is disconnected, as Kafka.
+            scope.deadline = trio.current_time() + idle_s
             try:
                 frame = await reader.next_frame()
             except FrameTooLarge as exc:
@@ -159,8 +166,9 @@ class Connection:
                                self.broker.config.socket_request_max_bytes)
                 return
             self._idle = False
-            if scope.cancel_called:  # graceful stop raced with this frame's arrival
+            if scope.cancel_called:  # graceful stop or idle timeout raced with this frame
                 return
+            scope.deadline = math.inf  # never cancel a handler half-way
             if frame is None:
                 if reader.truncated_bytes:
                     logger.info("connection peer=%s ended inside a frame (%d bytes dropped)",
