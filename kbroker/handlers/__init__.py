@@ -1,44 +1,22 @@
 """API handlers, one module per API family; importing this package registers them all.
 
-`load_all()` imports every handler module so that its `@handler` decorators fill
-`kbroker.dispatch.HANDLERS`. Modules another engineer has not written yet are skipped
-(only a missing module itself is tolerated; an error inside a module still raises).
+`load_all()` imports every module of this package (found on disk, so a new handler module
+registers itself without being listed anywhere), and their `@handler` decorators fill
+`kbroker.dispatch.HANDLERS`, from which ApiVersions is computed.
 """
 
 from __future__ import annotations
 
 import importlib
-
-HANDLER_MODULES = (
-    "api_versions",
-    "produce",
-    "fetch",
-    "list_offsets",
-    "offset_for_leader_epoch",
-    "describe_log_dirs",
-    "metadata",
-    "topics",
-    "configs",
-    "groups",
-    "offsets",
-    "txn",
-    "quorum",
-)
+import pkgutil
 
 
 def load_all() -> list[str]:
-    """Import every handler module present; returns the names imported."""
-    loaded = []
-    for name in HANDLER_MODULES:
-        qualified = f"{__name__}.{name}"
-        try:
-            importlib.import_module(qualified)
-        except ModuleNotFoundError as exc:
-            if exc.name != qualified:
-                raise
-            continue
-        loaded.append(name)
-    return loaded
+    """Import every handler module of the package; returns their names, sorted."""
+    names = sorted(info.name for info in pkgutil.iter_modules(__path__) if not info.name.startswith("_"))
+    for name in names:
+        importlib.import_module(f"{__name__}.{name}")
+    return names
 
 
 load_all()
