@@ -184,10 +184,12 @@ def down_convert(records: bytes, magic: int) -> bytes:
     return bytes(out)
 
 
-def _partition_body(read: _Read, version: int) -> dict:
+def _partition_body(read: _Read, version: int, isolation_level: int) -> dict:
     body = {"partition_index": read.key[1], "error_code": read.error_code,
             "high_watermark": read.high_watermark, "last_stable_offset": read.last_stable_offset,
-            "log_start_offset": read.log_start_offset, "aborted_transactions": None,
+            "log_start_offset": read.log_start_offset,
+            # As Kafka: an (empty, until transactions land) list for read_committed, else null.
+            "aborted_transactions": [] if isolation_level == READ_COMMITTED else None,
             "records": read.records}
     if version <= 3 and read.records:
         body["records"] = down_convert(read.records, 0 if version <= 1 else 1)
@@ -196,7 +198,8 @@ def _partition_body(read: _Read, version: int) -> dict:
     return body
 
 
-def _response(reads: list[_Read], version: int, session_id: int, use_ids: bool) -> dict:
+def _response(reads: list[_Read], version: int, session_id: int, use_ids: bool,
+              isolation_level: int) -> dict:
     topics: list[dict] = []
     last_key: Any = object()
     for read in reads:  # request order; consecutive partitions of a topic share an entry
@@ -206,7 +209,7 @@ def _response(reads: list[_Read], version: int, session_id: int, use_ids: bool) 
             entry["partitions"] = []
             topics.append(entry)
             last_key = topic_key
-        topics[-1]["partitions"].append(_partition_body(read, version))
+        topics[-1]["partitions"].append(_partition_body(read, version, isolation_level))
     body: dict = {"throttle_time_ms": 0, "responses": topics}
     if version >= 7:
         body["error_code"] = 0
@@ -255,7 +258,7 @@ async def handle_fetch(ctx: RequestContext, request: dict) -> dict:
             for read in reads:
                 if read.records and read.key in session.partitions:
                     session.partitions.move_to_end(read.key)
-    return _response(reads, version, session_id, use_ids)
+    return _response(reads, version, session_id, use_ids, isolation_level)
 
 
 def _changed(cached: CachedPartition | None, read: _Read) -> bool:
