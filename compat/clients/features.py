@@ -16,7 +16,9 @@ FEATURES: dict[str, frozenset[str]] = {
     "aiokafka": _COMMON | {"configs", "delete_records", "committed", "static_membership", "txn"},
     "kcat": frozenset({"cli"}),
     # kafkajs: no IncrementalAlterConfigs, no static membership or cooperative assignor
-    "kafkajs": _COMMON | {"configs", "delete_records", "groups_admin", "committed", "txn"},
+    # and only gzip built in (snappy through kafkajs-snappy; lz4/zstd codecs are native add-ons)
+    "kafkajs": (_COMMON - {"compression:lz4", "compression:zstd"})
+    | {"configs", "delete_records", "groups_admin", "committed", "txn"},
     "java": _COMMON | {"configs", "incremental_alter", "delete_records", "groups_admin", "committed",
                        "static_membership", "cooperative", "consumer_protocol", "txn"},
 }
