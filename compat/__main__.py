@@ -6,9 +6,11 @@ import argparse
 import contextlib
 import logging
 import sys
+from pathlib import Path
 
 from compat.broker import local_kbroker
 from compat.clients import CLIENT_NAMES
+from compat.known import KNOWN_GAPS_FILE, KnownGaps
 from compat.runner import run, write_report
 
 
@@ -21,6 +23,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", help="scenario filter: shell pattern(s) or substring, comma-separated, "
                                        "matched against 'client:scenario' and 'scenario'")
     parser.add_argument("--report", help="write the results to FILE.md or FILE.json")
+    parser.add_argument("--known-gaps", default=str(KNOWN_GAPS_FILE),
+                        help="file of expected failures (client:scenario reason); default compat/known_gaps")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
@@ -36,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     with contextlib.ExitStack() as stack:
         bootstrap = args.bootstrap or stack.enter_context(local_kbroker())
         print(f"compat: broker {bootstrap}", flush=True)
-        report = run(bootstrap, clients, args.only, out=sys.stdout)
+        report = run(bootstrap, clients, args.only, gaps=KnownGaps.load(Path(args.known_gaps)), out=sys.stdout)
     if not report.results:
         print("compat: no scenario matched", flush=True)
         return 1
