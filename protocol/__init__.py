@@ -12,6 +12,7 @@ Frames never include the 4-byte size prefix.
 
 from __future__ import annotations
 
+import struct
 from io import BytesIO
 from typing import Mapping
 
@@ -26,6 +27,8 @@ from protocol.headers import (
 )
 from protocol.lower import data_codec, message_codec, open_frame
 from protocol.spec import in_range
+
+_HEAD = struct.Struct(">hhi")
 
 __all__ = [
     "decode_request",
@@ -51,6 +54,23 @@ def _supported(api_key: int, api_version: int) -> bool:
     return versions is not None and in_range(api_version, versions)
 
 
+def _raise_if_unsupported(frame: bytes | bytearray | memoryview) -> None:
+    """A broken header of an unsupported request still gets the unsupported-version answer."""
+    if len(frame) < 8:
+        return
+    api_key, api_version, correlation_id = _HEAD.unpack_from(frame, 0)
+    if not _supported(api_key, api_version):
+        raise UnsupportedVersionError(
+            f"unsupported api key {api_key} version {api_version}",
+            {
+                "request_api_key": api_key,
+                "request_api_version": api_version,
+                "correlation_id": correlation_id,
+                "client_id": None,
+            },
+        )
+
+
 def decode_request(frame: bytes | bytearray | memoryview) -> tuple[dict, dict]:
     """Decode a request frame (no size prefix) into (header, body).
 
@@ -59,7 +79,11 @@ def decode_request(frame: bytes | bytearray | memoryview) -> tuple[dict, dict]:
     api key or a version outside the spec's validVersions, DecodeError for malformed input.
     """
     io, ctx = open_frame(frame)
-    header = read_request_header(io, ctx)
+    try:
+        header = read_request_header(io, ctx)
+    except DecodeError:
+        _raise_if_unsupported(frame)
+        raise
     api_key = header["request_api_key"]
     api_version = header["request_api_version"]
     if not _supported(api_key, api_version):

@@ -16,6 +16,7 @@ compiles the construct once and runs the compiled function.
 from __future__ import annotations
 
 import struct
+import uuid
 from io import BytesIO
 from typing import Any
 
@@ -265,7 +266,7 @@ def k_write_bytes(io: Any, b: Any, compact: bool, nullable: bool) -> None:
             raise EncodeError("null in a non-nullable bytes field")
         io.write(b"\x00" if compact else b"\xff\xff\xff\xff")
         return
-    n = len(memoryview(b)) if not isinstance(b, (bytes, bytearray)) else len(b)
+    n = len(b) if isinstance(b, (bytes, bytearray)) else memoryview(b).nbytes
     io.write(encode_uvarint(n + 1) if compact else _S_i.pack(n))
     io.write(b)
 
@@ -299,9 +300,7 @@ def k_write_array_len(io: Any, items: Any, compact: bool, nullable: bool) -> int
 
 def k_read_uuid(io: Any) -> Any:
     """16-byte UUID."""
-    import uuid as _uuid
-
-    return _uuid.UUID(bytes=_read_exact(io, 16))
+    return uuid.UUID(bytes=_read_exact(io, 16))
 
 
 def k_write_uuid(io: Any, u: Any) -> None:

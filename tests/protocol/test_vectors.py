@@ -366,6 +366,15 @@ def test_unsupported_versions_keep_the_header() -> None:
     assert isinstance(info.value, DecodeError)
 
 
+def test_unsupported_version_with_a_broken_header_still_reports_it() -> None:
+    with pytest.raises(UnsupportedVersionError) as info:
+        protocol.decode_request(b"\x00\x12\x00\x7f\x00\x00\x00\x09\x00\x30ab")
+    assert info.value.header["correlation_id"] == 9
+    with pytest.raises(DecodeError) as plain:
+        protocol.decode_request(b"\x00\x12\x00\x03\x00\x00\x00\x09\x00\x30ab")
+    assert not isinstance(plain.value, UnsupportedVersionError)
+
+
 def test_stray_bytes_after_a_request_are_accepted() -> None:
     frame = protocol.encode_request(3, 12, 1, "rdkafka", {"topics": None})
     header, body = protocol.decode_request(frame + b"\x00\x00\x00")
