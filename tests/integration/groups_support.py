@@ -14,7 +14,7 @@ GROUP_BROKER_OVERRIDES = {
     "group.min.session.timeout.ms": 1000,
     "offsets.topic.num.partitions": 5,
 }
-SESSION_MS = 3000
+SESSION_MS = 6000   # short, but safe for heartbeat threads on a loaded 2-core machine
 HEARTBEAT_MS = 300
 REBALANCE_MS = 8000
 
