@@ -683,7 +683,7 @@ class KStruct(_Compiling):
 
     def _emitbuild(self, code: Any) -> str:
         _import_runtime(code)
-        code.append("_EMPTY = {}\n_TAG_DEFAULTS = {}\n")
+        code.append("_EMPTY = {}\n_TAG_DEFAULTS = {}\n_MISSING = object()\n")
         fid = code.allocateId()
         fname = f"build_kstruct_{fid}"
         lines = [f"def {fname}(obj, io, this):", "    s = obj"]
@@ -714,25 +714,39 @@ class KStruct(_Compiling):
             else:
                 lines.append("    tagged = []")
                 lines.append("    outer = io")
+                lines.append("    unknown = g('_unknown_tagged_fields')")
                 for f in self.tagged:
                     key = f"{fid}_{f.tag}"
                     default = _literal(code, f.default)
-                    # a tagged field is written only when it differs from its default; compare
-                    # encodings so that partial mappings and lists/tuples compare as Kafka would
-                    lines.append(f"    obj = g({f.name!r}, {default})")
-                    lines.append("    io = k_fresh_io()")
-                    lines.append(f"    {f.subcon._compilebuild(code)}")
-                    lines.append("    data = io.getvalue()")
-                    lines.append(f"    dflt = _TAG_DEFAULTS.get({key!r})")
-                    lines.append("    if dflt is None:")
+                    # a tagged field is written only when it differs from its default. A missing
+                    # key is the default (the common, cheap case); simple values compare
+                    # directly; structs, arrays and bytes compare by encoding, so that partial
+                    # mappings and lists/tuples compare as Kafka's equals() would
+                    lines.append(f"    obj = g({f.name!r}, _MISSING)")
+                    simple = isinstance(f.subcon, (Fixed, Uuid, KString))
+                    if simple:
+                        lines.append(f"    if obj is not _MISSING and obj != {default}:")
+                    else:
+                        lines.append("    if obj is not _MISSING:")
                     lines.append("        io = k_fresh_io()")
-                    lines.append(f"        obj = {default}")
                     lines.append(f"        {f.subcon._compilebuild(code)}")
-                    lines.append(f"        dflt = _TAG_DEFAULTS[{key!r}] = io.getvalue()")
-                    lines.append("    if data != dflt:")
-                    lines.append(f"        tagged.append(({f.tag}, data))")
+                    lines.append("        data = io.getvalue()")
+                    if simple:
+                        lines.append(f"        tagged.append(({f.tag}, data))")
+                    else:
+                        lines.append(f"        dflt = _TAG_DEFAULTS.get({key!r})")
+                        lines.append("        if dflt is None:")
+                        lines.append("            io = k_fresh_io()")
+                        lines.append(f"            obj = {default}")
+                        lines.append(f"            {f.subcon._compilebuild(code)}")
+                        lines.append(f"            dflt = _TAG_DEFAULTS[{key!r}] = io.getvalue()")
+                        lines.append("        if data != dflt:")
+                        lines.append(f"            tagged.append(({f.tag}, data))")
                 lines.append("    io = outer")
-                lines.append("    k_write_tagged(io, tagged, g('_unknown_tagged_fields'))")
+                lines.append("    if tagged or unknown:")
+                lines.append("        k_write_tagged(io, tagged, unknown)")
+                lines.append("    else:")
+                lines.append("        io.write(b'\\x00')")
         lines.append("    return s")
         code.append("\n".join(lines) + "\n")
         return f"{fname}(obj, io, this)"
