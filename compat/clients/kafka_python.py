@@ -16,6 +16,8 @@ from compat.clients.features import FEATURES
 from compat.errors import ClientError
 
 REQUEST_TIMEOUT_MS = 30_000
+# a broker without transactions makes init_transactions block this long (client default 60 s)
+TXN_BLOCK_MS = 20_000
 ASSIGNORS = {"range": "range", "roundrobin": "roundrobin", "sticky": "sticky"}
 
 
@@ -133,7 +135,9 @@ class KafkaPythonClient(Client):
         return {"state": d["group_state"], "members": len(d["members"])}
 
     def delete_group(self, group: str) -> None:
-        for group_id, error in self.admin.delete_groups([group]):
+        result = self.admin.delete_groups([group])
+        # a dict {group_id: error} in kafka-python 3, a list of tuples before
+        for group_id, error in (result.items() if isinstance(result, dict) else result):
             if error is not None and getattr(error, "errno", 0):
                 raise ClientError("error", f"delete group {group_id}: {error}")
 
@@ -218,7 +222,7 @@ class KafkaPythonClient(Client):
     # -- transactions --------------------------------------------------------------------------
     def txn_open(self, handle: str, transactional_id: str) -> None:
         producer = KafkaProducer(bootstrap_servers=self.bootstrap, transactional_id=transactional_id,
-                                 enable_idempotence=True, acks="all")
+                                 enable_idempotence=True, acks="all", max_block_ms=TXN_BLOCK_MS)
         producer.init_transactions()
         self._txn[handle] = producer
 

@@ -170,6 +170,7 @@ public final class Driver {
             case "txn_open": {
                 Properties p = producerProps();
                 p.put(ProducerConfig.TRANSACTIONAL_ID_CONFIG, str(a, "transactional_id"));
+                p.put(ProducerConfig.MAX_BLOCK_MS_CONFIG, "20000"); // initTransactions waits this long
                 KafkaProducer<byte[], byte[]> producer = new KafkaProducer<>(p);
                 txn.put(str(a, "handle"), producer);
                 producer.initTransactions();
