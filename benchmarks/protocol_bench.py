@@ -73,6 +73,10 @@ def metadata_body(partitions: int) -> dict:
             "topics": [topic]}
 
 
+def _prefixed(payload: bytes) -> bytes:
+    return len(payload).to_bytes(4, "big") + payload
+
+
 def main() -> None:
     """Run every measurement and print the medians."""
     gc.collect()
@@ -92,6 +96,10 @@ def main() -> None:
         ("decode Produce v9 request, 1 MiB records", median_us(decode_produce, 2000), 100.0),
         ("encode Fetch v12 response, 1 MiB records",
          median_us(lambda: protocol.encode_response(1, 12, 1, fetch), 500), 100.0),
+        ("encode_response_frame Fetch v12, 1 MiB (prefixed)",
+         median_us(lambda: protocol.encode_response_frame(1, 12, 1, fetch), 500), 100.0),
+        ("prefix + encode_response Fetch v12, 1 MiB (2 copies)",
+         median_us(lambda: _prefixed(protocol.encode_response(1, 12, 1, fetch)), 200), None),
         ("encode Metadata v12 response, 1,000 partitions",
          median_us(lambda: protocol.encode_response(3, 12, 1, metadata), 100), 5000.0),
         ("decode Metadata v12 response, 1,000 partitions",

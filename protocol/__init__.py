@@ -29,10 +29,12 @@ from protocol.lower import data_codec, message_codec, open_frame
 from protocol.spec import in_range
 
 _HEAD = struct.Struct(">hhi")
+_SIZE = struct.Struct(">i")
 
 __all__ = [
     "decode_request",
     "encode_response",
+    "encode_response_frame",
     "decode_body",
     "encode_body",
     "encode_request",
@@ -100,6 +102,23 @@ def encode_response(api_key: int, api_version: int, correlation_id: int, body: M
     io = BytesIO()
     io.write(encode_response_header(api_key, api_version, correlation_id))
     codec.write(io, body)
+    return io.getvalue()
+
+
+def encode_response_frame(
+    api_key: int, api_version: int, correlation_id: int, body: Mapping
+) -> bytes:
+    """Like encode_response, with the 4-byte size prefix, built in the same buffer.
+
+    Saves the extra copy of `prefix + payload` for large (Fetch) responses.
+    """
+    codec = message_codec(api_key, api_version, True)
+    io = BytesIO()
+    io.write(b"\x00\x00\x00\x00")
+    io.write(encode_response_header(api_key, api_version, correlation_id))
+    codec.write(io, body)
+    with io.getbuffer() as view:  # patch the size in place; released before getvalue()
+        _SIZE.pack_into(view, 0, len(view) - 4)
     return io.getvalue()
 
 

@@ -395,6 +395,14 @@ def test_records_are_slices_of_the_frame() -> None:
         assert body["topic_data"][0]["partition_data"][0]["records"].obj is view.obj
 
 
+def test_encode_response_frame_adds_the_size_prefix() -> None:
+    body = {"responses": [{"topic": "t", "partitions": [{"partition_index": 0, "records": b"r" * 1000}]}]}
+    for key, version, value in ((1, 12, body), (18, 3, {"api_keys": []}), (12, 0, {})):
+        payload = protocol.encode_response(key, version, 77, value)
+        framed = protocol.encode_response_frame(key, version, 77, value)
+        assert framed == struct.pack(">i", len(payload)) + payload
+
+
 def test_api_versions_cover_the_spec() -> None:
     versions = protocol.api_versions()
     assert versions[ApiKey.PRODUCE][0] == 0 and versions[ApiKey.PRODUCE][1] >= 11
