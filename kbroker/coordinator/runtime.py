@@ -211,11 +211,13 @@ class GroupCoordinatorRuntime:
         if self.coordinator.groups:
             await self.ensure_offsets_topic()
 
-    async def execute(self, op: Callable[[int], Result]) -> Any:
+    async def execute(self, op: Callable[[int], Result], *, wake_timers: bool = True) -> Any:
         """Run `op(now_ms)` on the state machine, persist its records, return its answer.
 
         Waits for the answer when the op left the request pending. Raises KafkaError when
         the records could not be appended (the op's records are then not applied).
+        `wake_timers=False` is for ops that can only push deadlines later (heartbeats,
+        commits): the timer task then keeps sleeping instead of rescanning every group.
         """
         await self.ensure_offsets_topic()
         now_ms = self._now_ms()
@@ -225,7 +227,7 @@ class GroupCoordinatorRuntime:
             waiter = _Waiter()
             self._waiters[result.pending_id] = waiter
         try:
-            self._apply(result, now_ms)
+            self._apply(result, now_ms, wake=wake_timers or bool(result.completions))
         except BaseException:
             if result.pending_id is not None:
                 self._waiters.pop(result.pending_id, None)
@@ -242,7 +244,7 @@ class GroupCoordinatorRuntime:
         """Read-only access to the state machine (OffsetFetch, DescribeGroups, ListGroups)."""
         return fn(self.coordinator)
 
-    def _apply(self, result: Result, now_ms: int) -> None:
+    def _apply(self, result: Result, now_ms: int, wake: bool = True) -> None:
         try:
             if result.records:
                 self._append(result.records, now_ms)
@@ -253,7 +255,8 @@ class GroupCoordinatorRuntime:
                 waiter = self._waiters.pop(pending_id, None)
                 if waiter is not None:
                     waiter.deliver(response)
-            self._wakeup.set()      # deadlines may have moved
+            if wake:
+                self._wakeup.set()      # deadlines may have moved earlier
 
     def _append(self, records: list[CoordinatorRecord], now_ms: int) -> None:
         from protocol.record_codec import build_batch

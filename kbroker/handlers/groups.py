@@ -148,7 +148,7 @@ async def handle_heartbeat(ctx: RequestContext, request: dict) -> dict:
     if runtime is None:
         return {"throttle_time_ms": 0, "error_code": _not_available_code(ctx)}
     code = await runtime.execute(lambda now_ms: runtime.coordinator.heartbeat(
-        request, now_ms=now_ms))
+        request, now_ms=now_ms), wake_timers=False)
     return {"throttle_time_ms": 0, "error_code": code}
 
 
@@ -218,7 +218,7 @@ async def handle_offset_commit(ctx: RequestContext, request: dict) -> dict:
                     member_id=request.get("member_id") or "",
                     group_instance_id=request.get("group_instance_id"),
                     retention_ms=retention_ms if retention_ms is not None else -1,
-                    partitions=known, now_ms=now_ms))
+                    partitions=known, now_ms=now_ms), wake_timers=False)
                 errors.update(result)
             except KafkaError as exc:
                 code = _append_error(exc)

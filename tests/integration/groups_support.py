@@ -35,7 +35,13 @@ def wait_until(predicate: Callable[[], bool], timeout_s: float, what: str,
 
 
 def create_topic(bootstrap: str, name: str, partitions: int) -> None:
-    """Create a topic with kafka-python's admin client."""
+    """Create a topic with kafka-python's admin client and wait until clients see it.
+
+    (A kafka-python group leader that assigns before its metadata knows the topic hands out
+    nothing and only recovers on a later metadata change; real applications subscribe to
+    topics that already exist.)
+    """
+    from kafka import KafkaConsumer
     from kafka.admin import KafkaAdminClient, NewTopic
 
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000)
@@ -43,6 +49,12 @@ def create_topic(bootstrap: str, name: str, partitions: int) -> None:
         admin.create_topics([NewTopic(name, partitions, 1)])
     finally:
         admin.close()
+    probe = KafkaConsumer(bootstrap_servers=bootstrap)
+    try:
+        wait_until(lambda: len(probe.partitions_for_topic(name) or ()) == partitions, 30,
+                   f"metadata of {name}")
+    finally:
+        probe.close()
 
 
 def produce(bootstrap: str, topic: str, values: list[bytes], partitions: int) -> None:
