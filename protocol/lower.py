@@ -185,7 +185,12 @@ def open_frame(data: bytes | bytearray | memoryview) -> tuple[BytesIO, dict]:
     """A stream and parse context over `data`; records come back as slices of `data`."""
     frame = memoryview(data)
     # BytesIO shares a bytes object without copying; anything else is copied once
-    buf = data if type(data) is bytes else frame.tobytes()
+    if type(data) is bytes:
+        buf = data
+    elif type(frame.obj) is bytes and frame.nbytes == len(frame.obj) and frame.contiguous:
+        buf = frame.obj  # a whole-bytes memoryview: no copy either
+    else:
+        buf = frame.tobytes()
     return BytesIO(buf), {"_end": len(buf), "_frame": frame}
 
 

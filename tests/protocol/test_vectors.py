@@ -403,6 +403,25 @@ def test_encode_response_frame_adds_the_size_prefix() -> None:
         assert framed == struct.pack(">i", len(payload)) + payload
 
 
+def test_decoding_leaves_no_reference_cycles() -> None:
+    """A cycle would keep a 1 MiB frame alive until the cyclic GC runs (STYLE.md section 3)."""
+    import gc
+
+    value = {"topic_data": [{"name": "t", "partition_data": [{"index": 0, "records": b"x" * (1 << 20)}]}]}
+    frame = protocol.encode_request(0, 9, 1, "c", value)
+    protocol.decode_request(frame)  # compile outside the measurement
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(3):
+            header, body = protocol.decode_request(frame)
+            del header, body
+            protocol.encode_response(1, 12, 1, {"responses": []})
+        assert gc.collect() == 0
+    finally:
+        gc.enable()
+
+
 def test_api_versions_cover_the_spec() -> None:
     versions = protocol.api_versions()
     assert versions[ApiKey.PRODUCE][0] == 0 and versions[ApiKey.PRODUCE][1] >= 11
