@@ -394,6 +394,8 @@ DATA_MODULES = {
     'SnapshotFooterRecord': 'snapshot_footer_record',
     'SnapshotHeaderRecord': 'snapshot_header_record',
     'TopicRecord': 'topic_record',
+    'TransactionLogKey': 'transaction_log_key',
+    'TransactionLogValue': 'transaction_log_value',
     'UnfenceBrokerRecord': 'unfence_broker_record',
     'UnregisterBrokerRecord': 'unregister_broker_record',
     'VotersRecord': 'voters_record',
