@@ -353,6 +353,14 @@ async def handle_delete_groups(ctx: RequestContext, request: dict) -> dict:
 @handler(ApiKey.CONSUMER_GROUP_HEARTBEAT, 0, 0)
 async def handle_consumer_group_heartbeat(ctx: RequestContext, request: dict) -> dict:
     """ConsumerGroupHeartbeat 0: join, heartbeat, reconcile, leave (server-side assignors)."""
+    protocols = getattr(ctx.broker.config, "group_coordinator_rebalance_protocols",
+                        ["classic", "consumer"]) if hasattr(ctx.broker, "config") else ["consumer"]
+    if "consumer" not in protocols:
+        # group.coordinator.rebalance.protocols without "consumer": Kafka refuses the API
+        return {"throttle_time_ms": 0, "error_code": ErrorCode.UNSUPPORTED_VERSION,
+                "error_message": "The new consumer group protocol is not enabled.",
+                "member_id": None, "member_epoch": 0, "heartbeat_interval_ms": 0,
+                "assignment": None}
     runtime = _runtime(ctx)
     if runtime is None:
         return {"throttle_time_ms": 0, "error_code": _not_available_code(ctx),
