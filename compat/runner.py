@@ -7,7 +7,6 @@ import json
 import logging
 import threading
 import time
-import traceback
 from dataclasses import asdict, dataclass
 from typing import Callable, Iterable, TextIO
 
@@ -98,7 +97,6 @@ def _run_with_limit(func: Callable[[], None], timeout_s: float) -> tuple[str, st
         except Exception as exc:  # any client exception is reported, never lost
             logger.debug("scenario raised", exc_info=True)
             outcome.append(("ERROR", f"{type(exc).__name__}: {exc}".strip()))
-            logger.debug("%s", traceback.format_exc())
 
     worker = threading.Thread(target=work, daemon=True)
     worker.start()

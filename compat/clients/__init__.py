@@ -19,7 +19,8 @@ CLIENT_NAMES = tuple(DRIVERS)
 
 
 class MissingClient(Client):
-    """Stands in for a driver whose library cannot be imported; start() raises."""
+    """Stands in for a driver whose library cannot be imported; start() raises. It keeps the
+    client's feature list so that its scenarios are still listed, and fail, rather than vanish."""
 
     def __init__(self, name: str, error: Exception, features: frozenset[str]) -> None:
         self.name = name
@@ -30,8 +31,6 @@ class MissingClient(Client):
         raise RuntimeError(f"{self.name} is not installed: {self._error}")
 
 
-# features each driver declares, needed even when the library is missing so that its
-# scenarios are still listed (and fail) instead of silently disappearing
 def make_client(name: str) -> Client:
     """Instantiate the driver called ``name``."""
     module_name, class_name = DRIVERS[name]

@@ -89,6 +89,7 @@ class ConfluentClient(Client):
     def __init__(self) -> None:
         self._admin: AdminClient | None = None
         self._members: dict[str, Consumer] = {}
+        self._member_errors: dict[str, list[Any]] = {}
         self._txn: dict[str, Producer] = {}
 
     def version(self) -> str:
@@ -231,12 +232,19 @@ class ConfluentClient(Client):
                          "heartbeat.interval.ms": 1_000})
         if instance_id:
             conf["group.instance.id"] = instance_id
+        errors: list[Any] = []
+        conf["error_cb"] = errors.append  # e.g. "not supported by broker" never reaches poll()
         consumer = Consumer(conf)
         consumer.subscribe(topics)
         self._members[handle] = consumer
+        self._member_errors[handle] = errors
 
     def group_poll(self, handle: str, timeout_s: float) -> list[Record]:
-        return _poll_messages(self._members[handle], timeout_s)
+        records = _poll_messages(self._members[handle], timeout_s)
+        for err in self._member_errors.get(handle, []):
+            if err.fatal() or err.code() == KafkaError._UNSUPPORTED_FEATURE:
+                raise ClientError("error", f"group member {handle}: {err}")
+        return records
 
     def group_assignment(self, handle: str) -> list[tuple[str, int]]:
         return [(tp.topic, tp.partition) for tp in self._members[handle].assignment()]

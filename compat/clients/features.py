@@ -9,7 +9,7 @@ _COMMON = frozenset({"data", "admin", "list_offsets", "headers", "timestamps", "
 
 FEATURES: dict[str, frozenset[str]] = {
     "kafka-python": _COMMON | {"configs", "incremental_alter", "delete_records", "groups_admin",
-                               "committed", "static_membership", "txn"},
+                               "committed", "static_membership", "cooperative", "txn"},
     "confluent": _COMMON | {"configs", "incremental_alter", "delete_records", "groups_admin", "committed",
                             "static_membership", "cooperative", "consumer_protocol", "txn"},
     # aiokafka's admin has neither IncrementalAlterConfigs nor DeleteGroups

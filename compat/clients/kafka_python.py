@@ -195,11 +195,13 @@ class KafkaPythonClient(Client):
     # -- groups ------------------------------------------------------------------------------
     def group_open(self, handle: str, group: str, topics: list[str], *, assignor: str = "range",
                    instance_id: str | None = None, protocol: str = "classic") -> None:
+        from kafka.coordinator.assignors.cooperative_sticky import CooperativeStickyAssignor
         from kafka.coordinator.assignors.range import RangePartitionAssignor
+        strategy = CooperativeStickyAssignor if assignor == "cooperative-sticky" else RangePartitionAssignor
         consumer = KafkaConsumer(bootstrap_servers=self.bootstrap, group_id=group,
                                  enable_auto_commit=False, auto_offset_reset="earliest",
                                  group_instance_id=instance_id,
-                                 partition_assignment_strategy=[RangePartitionAssignor],
+                                 partition_assignment_strategy=[strategy],
                                  session_timeout_ms=10_000, heartbeat_interval_ms=1_000)
         consumer.subscribe(topics)
         self._members[handle] = consumer

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from compat.clients.base import Client
 from compat.scenarios import Context, scenario
-from compat.scenarios.checks import expect, expect_equal, numbered, wait_until
+from compat.scenarios.checks import expect_equal, numbered, wait_until
 
 
 @scenario("create_delete_topic", requires=("admin",), timeout_s=60)

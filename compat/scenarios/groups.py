@@ -139,7 +139,7 @@ def consumer_protocol(client: Client, ctx: Context) -> None:
     client.create_topic(topic, 4)
     client.group_open("a", group, [topic], protocol="consumer")
     client.group_open("b", group, [topic], protocol="consumer")
-    poll_members(client, ["a", "b"], lambda reads: split_ok(client, ["a", "b"], 4), 90,
+    poll_members(client, ["a", "b"], lambda reads: split_ok(client, ["a", "b"], 4), 60,
                  "both members to share the 4 partitions")
     client.produce(topic, numbered(200, partitions=4))
     reads = poll_members(client, ["a", "b"], lambda reads: sum(map(len, reads.values())) >= 200, 45,
