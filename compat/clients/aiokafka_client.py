@@ -20,6 +20,8 @@ from compat.errors import ClientError
 
 T = TypeVar("T")
 OP_TIMEOUT_S = 240.0
+# aiokafka retries InitProducerId forever when the broker lacks it; bound transactional calls
+TXN_TIMEOUT_S = 20.0
 
 
 def _record(msg: Any) -> Record:
@@ -83,7 +85,10 @@ class AioKafkaClient(Client):
         for c in members.values():
             self._run(c.stop(), 30)
         for p in txn.values():
-            self._run(p.stop(), 30)
+            try:
+                self._run(asyncio.wait_for(p.stop(), 10), 30)
+            except (asyncio.TimeoutError, KafkaError):
+                pass  # a producer that never started may not stop cleanly; it is dropped either way
 
     @property
     def admin(self) -> AIOKafkaAdminClient:
@@ -242,7 +247,9 @@ class AioKafkaClient(Client):
     # -- transactions --------------------------------------------------------------------------
     def _txn_call(self, coro: Awaitable[Any]) -> Any:
         try:
-            return self._run(coro)
+            return self._run(asyncio.wait_for(coro, TXN_TIMEOUT_S))
+        except asyncio.TimeoutError as exc:
+            raise ClientError("timeout", f"no answer within {TXN_TIMEOUT_S:.0f}s") from exc
         except ProducerFenced as exc:
             raise ClientError("fenced", str(exc)) from exc
         except KafkaError as exc:
@@ -251,8 +258,9 @@ class AioKafkaClient(Client):
     def txn_open(self, handle: str, transactional_id: str) -> None:
         producer = self._run(self._create(lambda: AIOKafkaProducer(bootstrap_servers=self.bootstrap,
                                                                    transactional_id=transactional_id)))
-        self._txn_call(producer.start())
+        # registered first so that cleanup() stops it even when start() fails
         self._txn[handle] = producer
+        self._txn_call(producer.start())
 
     def txn_begin(self, handle: str) -> None:
         self._txn_call(self._txn[handle].begin_transaction())

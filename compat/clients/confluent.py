@@ -272,8 +272,8 @@ class ConfluentClient(Client):
 
     def txn_open(self, handle: str, transactional_id: str) -> None:
         producer = Producer(self._conf(**{"transactional.id": transactional_id}))
+        self._txn[handle] = producer  # registered first: cleanup() flushes it even if init fails
         self._txn_call(producer.init_transactions, 20.0)
-        self._txn[handle] = producer
 
     def txn_begin(self, handle: str) -> None:
         self._txn_call(self._txn[handle].begin_transaction)

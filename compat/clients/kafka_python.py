@@ -225,8 +225,8 @@ class KafkaPythonClient(Client):
     def txn_open(self, handle: str, transactional_id: str) -> None:
         producer = KafkaProducer(bootstrap_servers=self.bootstrap, transactional_id=transactional_id,
                                  enable_idempotence=True, acks="all", max_block_ms=TXN_BLOCK_MS)
+        self._txn[handle] = producer  # registered first: cleanup() closes it even if init fails
         producer.init_transactions()
-        self._txn[handle] = producer
 
     def txn_begin(self, handle: str) -> None:
         self._txn[handle].begin_transaction()

@@ -154,10 +154,11 @@ async function groupCommit (a) {
 
 async function txnOpen (a) {
   const producer = kafka.producer({ transactionalId: a.transactional_id, idempotent: true, maxInFlightRequests: 1 })
+  const entry = { producer, transaction: null }
+  txns.set(a.handle, entry) // registered first: cleanup() disconnects it even if init fails
   await producer.connect()
   // transaction() runs InitProducerId (fencing older producers) and begins locally
-  const transaction = await producer.transaction()
-  txns.set(a.handle, { producer, transaction })
+  entry.transaction = await producer.transaction()
 }
 
 function txnOf (a) {
