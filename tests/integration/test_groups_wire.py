@@ -8,7 +8,8 @@ import pytest
 
 from kbroker.testing import KafkaBroker
 from protocol import ApiKey, ErrorCode
-from tests.integration.groups_support import GROUP_BROKER_OVERRIDES, create_topic, unique
+from tests.integration.groups_support import (GROUP_BROKER_OVERRIDES, create_topic, unique,
+                                              wait_until)
 from tests.integration.wire import WireClient
 
 pytestmark = pytest.mark.timeout(120)
@@ -101,8 +102,13 @@ def test_delayed_join_does_not_block_other_connections(broker):
         b_id = first["member_id"]
         # b's join waits for a to rejoin; meanwhile the broker answers everyone else
         pending = b.send(ApiKey.JOIN_GROUP, 9, join_body(group, b_id))
-        listed = other.request(ApiKey.LIST_GROUPS, 4, {"states_filter": ["PreparingRebalance"]})
-        assert group in [g["group_id"] for g in listed["groups"]]
+
+        def preparing() -> bool:
+            listed = other.request(ApiKey.LIST_GROUPS, 4,
+                                   {"states_filter": ["PreparingRebalance"]})
+            return group in [g["group_id"] for g in listed["groups"]]
+
+        wait_until(preparing, 10, "b's join to start a rebalance (answers keep coming)")
         hb = a.request(ApiKey.HEARTBEAT, 4, {"group_id": group, "generation_id": gen,
                                              "member_id": me, "group_instance_id": None})
         assert hb["error_code"] == ErrorCode.REBALANCE_IN_PROGRESS
