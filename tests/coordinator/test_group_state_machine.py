@@ -282,13 +282,15 @@ def test_join_while_completing_rebalance_cancels_pending_sync():
     h = Harness()
     (a, b), gen = stable_group(h, 2)
     c_id, jc = h.join_new()
-    ja, jb = h.join(a), h.join(b)
+    ja = h.join(a)
+    h.join(b)
     gen2 = h.answer(ja)["generation_id"]
     leader = h.answer(ja)["leader"]
     followers = [m for m in (a, b, c_id) if m != leader]
     waiting = h.sync(followers[0], gen2)
-    d_id, jd = h.join_new()                       # a fourth member arrives before the leader syncs
+    h.join_new()                                  # a fourth member arrives before the leader syncs
     assert h.answer(waiting)["error_code"] == c.REBALANCE_IN_PROGRESS
+    assert h.state() is GroupState.PREPARING_REBALANCE
 
 
 def _commit(h, group="g", generation=-1, member="", parts=(("t", 0, 5),), metadata="m"):
