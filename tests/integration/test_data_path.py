@@ -226,3 +226,24 @@ def test_acks_all_needs_min_insync_replicas(broker):
     with WireClient(broker.bootstrap_servers) as client:
         assert _produce(client, name, 0, batch, acks=-1)["error_code"] == 19  # NOT_ENOUGH_REPLICAS
         assert _produce(client, name, 0, batch, acks=1)["error_code"] == 0    # acks=1 does not care
+
+
+def test_fetch_size_limits_kip_74(broker):
+    name = unique_topic("kip74")
+    create_topic(broker.bootstrap_servers, name, 2)
+    big = build_batch([(None, bytes(5000))])
+    with WireClient(broker.bootstrap_servers) as client:
+        for partition in (0, 1):
+            assert _produce(client, name, partition, big)["error_code"] == 0
+        body = _fetch_body(name, 0, 0)
+        body["max_bytes"] = 1000
+        second = dict(body["topics"][0]["partitions"][0], partition=1)
+        body["topics"][0]["partitions"].append(second)
+        for part in body["topics"][0]["partitions"]:
+            part["partition_max_bytes"] = 1000
+        response = client.request(FETCH, 11, body)
+    first, other = response["responses"][0]["partitions"]
+    # The first non-empty partition's first batch comes whole, beyond both limits...
+    assert len(first["records"]) == len(big) > 1000
+    # ...and then the response is full: the next partition gets no records, just its offsets.
+    assert not other["records"] and other["high_watermark"] == 1
