@@ -247,3 +247,12 @@ def test_fetch_size_limits_kip_74(broker):
     assert len(first["records"]) == len(big) > 1000
     # ...and then the response is full: the next partition gets no records, just its offsets.
     assert not other["records"] and other["high_watermark"] == 1
+
+
+def test_acks_zero_failure_closes_connection(broker, topic):
+    """With acks=0 there is no response to carry an error: Kafka closes the connection."""
+    with WireClient(broker.bootstrap_servers) as client:
+        body = {"transactional_id": None, "acks": 0, "timeout_ms": 5000,
+                "topic_data": [{"name": topic, "partition_data": [{"index": 9, "records": build_batch([(None, b"z")])}]}]}
+        client.send(PRODUCE, 9, body)
+        assert client.is_closed_by_peer()
