@@ -87,6 +87,7 @@ class Broker:
 
     def __init__(self, config: Any, *, clock: Clock | None = None) -> None:
         import kbroker.handlers  # noqa: F401  (registers every API handler)
+        from kbroker.coordinator.runtime import GroupCoordinatorRuntime
         from kbroker.log.manager import LogManager
         from kbroker.metadata.controller import Controller
         from kbroker.server import Server
@@ -97,7 +98,7 @@ class Broker:
         self.topic_defaults: dict[str, str] = topic_defaults(config)
         self.logs = LogManager([Path(d) for d in config.log_dirs], self.topic_defaults, self.clock)
         self.controller = Controller(config, self.clock)
-        self.groups = self._make_group_coordinator()
+        self.groups = GroupCoordinatorRuntime(self)
         self.server = Server(self)
         self.fetch_sessions = FetchSessionCache(config.max_incremental_fetch_session_cache_slots,
                                                 self.clock)
@@ -106,14 +107,6 @@ class Broker:
         self.advertised_endpoints: list[Endpoint] = []
         self.stopping = False
         self._stop_requested = trio.Event()
-        self._started = False
-
-    def _make_group_coordinator(self) -> Any:
-        try:
-            from kbroker.coordinator.runtime import GroupCoordinatorRuntime
-        except ImportError:  # the coordinator package is optional until it lands
-            return None
-        return GroupCoordinatorRuntime(self)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -126,12 +119,10 @@ class Broker:
                 await nursery.start(self.controller.run)
                 self.controller.add_listener(self._on_metadata)
                 self._on_metadata(None, self.controller.image)
-                if self.groups is not None:
-                    await nursery.start(self.groups.run)
+                await nursery.start(self.groups.run)
                 self.bound_endpoints = await nursery.start(self.server.run)
                 self.advertised_endpoints = self._advertised(self.bound_endpoints)
                 await self._register()
-                self._started = True
                 logger.info("kbroker ready: listening on %s, cluster.id=%s, node.id=%d",
                             ", ".join(e.uri() for e in self.bound_endpoints),
                             self.controller.image.cluster_id, self.node_id)
