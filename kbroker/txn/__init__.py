@@ -1,0 +1,1 @@
+"""Transactions: the transaction coordinator (pure state machine, records, trio runtime)."""
