@@ -505,6 +505,8 @@ class ProducerStates:
                                      producer_id_expiration_ms=self.producer_id_expiration_ms)
         state.load(log)
         self._states[key] = (log, state)
+        # PartitionLog.last_stable_offset asks this (Fetch, ListOffsets, the cleaner).
+        log.stable_offset_fn = state.last_stable_offset
         return state
 
     def get(self, topic: str, partition: int) -> ProducerStateManager | None:
