@@ -23,14 +23,23 @@ from hypothesis import strategies as st
 import protocol
 from protocol import messages
 from protocol.lower import api_spec
-from protocol.spec import FieldSpec
 
+from tests.protocol.legacy_compare import (
+    SchemaTypes,
+    assert_same_plain,
+    bitfield,
+    normalise,
+    plain_ours,
+    plain_theirs,
+)
 from tests.protocol.strategies import message_values
 
 kafka_protocol = pytest.importorskip("kafka.protocol")
 from kafka.protocol.api_message import ApiMessage  # noqa: E402
 from kafka.protocol.old.api import Request as OldRequest, Response as OldResponse  # noqa: E402
 from kafka.protocol.old.types import Array as OldArray, BitField, Schema as OldSchema, TaggedFields  # noqa: E402
+
+OLD_TYPES = SchemaTypes(schema=OldSchema, array=OldArray, tagged=TaggedFields, bitfield=BitField)
 
 #: kafka-python legacy classes whose schema disagrees with Kafka's spec (their defects, checked
 #: by hand against /work/shared/kafka-spec); not cross-checked.
@@ -108,26 +117,10 @@ def _values(api_key: int, version: int, is_response: bool) -> st.SearchStrategy:
     return message_values(api_spec(api_key, is_response), version, unknown_tags=False)
 
 
-def _normalise(value: Any) -> Any:
-    if isinstance(value, memoryview):
-        return bytes(value)
-    if isinstance(value, dict):
-        return {k: _normalise(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_normalise(v) for v in value]
-    return value
-
-
-def _bitfield(value: int) -> set[int] | None:
-    """kafka-python's view of an authorized-operations int32: a set of bits, None for {31}."""
-    bits = {i for i in range(32) if (value & 0xFFFFFFFF) >> i & 1}
-    return None if bits == {31} else bits
-
-
 def _same(ours: Any, theirs: Any, patched: bool) -> None:
     """Compare our decoded value with kafka-python's to_dict(); renamed (patched) keys skipped."""
     if isinstance(ours, int) and not isinstance(ours, bool) and (theirs is None or isinstance(theirs, set)):
-        assert _bitfield(ours) == theirs
+        assert bitfield(ours) == theirs
     elif isinstance(ours, dict):
         assert isinstance(theirs, dict)
         if not patched:
@@ -139,7 +132,7 @@ def _same(ours: Any, theirs: Any, patched: bool) -> None:
         for a, b in zip(ours, theirs):
             _same(a, b, patched)
     else:
-        assert _normalise(ours) == _normalise(theirs)
+        assert normalise(ours) == normalise(theirs)
 
 
 @pytest.mark.parametrize("case", JSON_CASES, ids=lambda c: f"{c[0].__name__}-v{c[1]}")
@@ -177,50 +170,6 @@ def check_json_message(case: tuple[type, int], data: st.DataObject) -> None:
     _same(protocol.decode_body(api_key, version, is_response, ours), theirs.to_dict(json=False), patched)
 
 
-def _plain_old(value: Any, field: Any) -> Any:
-    """kafka-python legacy decoded tuples -> nested lists without the tag sections."""
-    if isinstance(field, OldSchema):
-        out: list = []
-        for v, f in zip(value, field.fields):
-            if f is TaggedFields:
-                continue
-            if isinstance(f, OldSchema):
-                out.extend(_plain_old(v, f))  # a nested group of fields, inline on the wire
-            else:
-                out.append(_plain_old(v, f))
-        return out
-    if isinstance(field, OldArray):
-        if value is None:
-            return None
-        items = [_plain_old(v, field.array_of) for v in value]
-        if isinstance(field.array_of, OldSchema):
-            items = [_collapse(item) for item in items]
-        return items
-    if field is BitField:
-        return value
-    return _normalise(value)
-
-
-def _collapse(item: list) -> Any:
-    """Legacy schemas write a one-field struct array as a plain array: compare them so."""
-    return item[0] if len(item) == 1 else item
-
-
-def _plain_ours(value: Any, fields: tuple[FieldSpec, ...], version: int, flexible: bool) -> list:
-    out = []
-    for f in fields:
-        if not f.present(version) or (flexible and f.is_tagged(version)):
-            continue
-        v = value[f.name]
-        if f.fields is not None and v is not None:
-            if f.array:
-                v = [_collapse(_plain_ours(item, f.fields, version, flexible)) for item in v]
-            else:
-                v = _plain_ours(v, f.fields, version, flexible)
-        out.append(_normalise(v))
-    return out
-
-
 @pytest.mark.parametrize("cls", OLD_CASES, ids=lambda c: c.__name__)
 @SETTINGS
 @given(data=st.data())
@@ -250,15 +199,6 @@ def check_legacy_message(cls: type, data: st.DataObject) -> None:
     assert stream.read() == b"", "kafka-python did not consume the whole body"
     assert cls(*decoded).encode() == ours
     flexible = spec.is_flexible(version)
-    _same_plain(_plain_ours(value, spec.fields, version, flexible), _plain_old(decoded, cls.SCHEMA))
-
-
-def _same_plain(ours: Any, theirs: Any) -> None:
-    if isinstance(ours, list) and isinstance(theirs, list):
-        assert len(ours) == len(theirs)
-        for a, b in zip(ours, theirs):
-            _same_plain(a, b)
-    elif isinstance(ours, int) and not isinstance(ours, bool) and (theirs is None or isinstance(theirs, set)):
-        assert _bitfield(ours) == theirs
-    else:
-        assert ours == theirs
+    assert_same_plain(
+        plain_ours(value, spec.fields, version, flexible), plain_theirs(decoded, cls.SCHEMA, OLD_TYPES)
+    )
