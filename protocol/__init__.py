@@ -3,11 +3,12 @@
 Public API (docs/contracts.md):
     decode_request(frame) -> (header, body)
     encode_response(api_key, api_version, correlation_id, body) -> bytes
+    encode_response_frame(...)  -> the same with the 4-byte size prefix, in one buffer
     encode_request(api_key, api_version, correlation_id, client_id, body) -> bytes
     decode_response(api_key, api_version, frame) -> (correlation_id, body)
     decode_body / encode_body, decode_data / encode_data, api_versions()
     DecodeError, UnsupportedVersionError, EncodeError, ApiKey, ErrorCode
-Frames never include the 4-byte size prefix.
+Frames never include the 4-byte size prefix (except encode_response_frame's output).
 """
 
 from __future__ import annotations
