@@ -53,6 +53,7 @@ def _partition(ctx: RequestContext, topic: Any, name: str, request: dict) -> dic
     try:
         result["low_watermark"] = log.delete_records_before(offset)
     except KafkaError as exc:
+        logger.info("delete records refused topic=%s partition=%d offset=%d: %s", name, index, offset, exc.message)
         result["error_code"] = int(exc.code)
         return result
     logger.debug("delete records topic=%s partition=%d offset=%d low_watermark=%d",
