@@ -7,6 +7,8 @@ import uuid
 from io import BytesIO
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import protocol
 from protocol import ApiKey, DecodeError, EncodeError, UnsupportedVersionError
@@ -111,6 +113,28 @@ def test_bad_varlong(raw: str) -> None:
 def test_bad_varint(raw: str) -> None:
     with pytest.raises(DecodeError):
         k_read_varint(BytesIO(bytes.fromhex(raw)))
+
+
+@settings(max_examples=200, database=None)
+@given(value=st.integers(0, 2**32 - 1))
+def test_unsigned_varint_round_trip(value: int) -> None:
+    raw = encode_uvarint(value)
+    assert len(raw) == max(1, (value.bit_length() + 6) // 7)
+    io = BytesIO(raw)
+    assert k_read_uvarint(io) == value and io.read() == b""
+
+
+@settings(max_examples=200, database=None)
+@given(value=st.integers(-(2**31), 2**31 - 1), wide=st.integers(-(2**63), 2**63 - 1))
+def test_zigzag_round_trip(value: int, wide: int) -> None:
+    out = BytesIO()
+    k_write_varint(out, value)
+    assert len(out.getvalue()) <= 5
+    assert k_read_varint(BytesIO(out.getvalue())) == value
+    out = BytesIO()
+    k_write_varlong(out, wide)
+    assert len(out.getvalue()) <= 10
+    assert k_read_varlong(BytesIO(out.getvalue())) == wide
 
 
 def test_varint_out_of_range_on_encode() -> None:
