@@ -190,7 +190,9 @@ class Connection:
         except protocol.UnsupportedVersionError as exc:
             return self._unsupported(exc.header, str(exc))
         except protocol.DecodeError as exc:
-            logger.warning("closing connection peer=%s: malformed request (%s)", self.peer, exc)
+            api_key, api_version = _peek_api(frame)
+            logger.warning("closing connection peer=%s: malformed request api=%s version=%s (%s)",
+                           self.peer, api_key, api_version, exc)
             return CLOSE
         api_key = header["request_api_key"]
         api_version = header["request_api_version"]
@@ -236,3 +238,10 @@ class Connection:
 
 
 CLOSE = object()  # sentinel: close the connection after what is already queued
+
+
+def _peek_api(frame: bytes) -> tuple[int | None, int | None]:
+    """The api key and version of a frame too broken to decode (for the log line)."""
+    if len(frame) < 4:
+        return None, None
+    return int.from_bytes(frame[0:2], "big", signed=True), int.from_bytes(frame[2:4], "big", signed=True)
