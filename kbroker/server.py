@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+IDLE_SWEEPS = 10      # idle-connection sweeps per connections.max.idle.ms
 ACCEPT_RETRY_S = 0.1  # back-off after EMFILE/ENFILE so the accept loop does not spin
 RESOURCE_ERRNOS = {errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS}
 
@@ -88,6 +89,7 @@ class Server:
                     self._accept_scope = accept_nursery.cancel_scope
                     for listener in listeners:
                         accept_nursery.start_soon(self._accept_loop, listener, handler_nursery)
+                    accept_nursery.start_soon(self._reap_idle_connections)
                     task_status.started(bound)
         finally:
             self._finished.set()
@@ -104,6 +106,21 @@ class Server:
                     await trio.sleep(ACCEPT_RETRY_S)
                     continue
                 handlers.start_soon(self._serve, stream)
+
+    async def _reap_idle_connections(self) -> None:
+        """connections.max.idle.ms: close connections without a request for that long.
+
+        One periodic sweep instead of a deadline per connection, which would cost every
+        request a cancel-scope update; a connection is closed between idle_ms and
+        idle_ms * (1 + 1/IDLE_SWEEPS) after its last request.
+        """
+        idle_s = self.broker.config.connections_max_idle_ms / 1000
+        while True:
+            await trio.sleep(idle_s / IDLE_SWEEPS)
+            cutoff = trio.current_time() - idle_s
+            for connection in list(self.connections):
+                if connection.close_if_idle_since(cutoff):
+                    logger.debug("idle connection reaped peer=%s", connection.peer)
 
     async def _serve(self, stream: trio.SocketStream) -> None:
         try:

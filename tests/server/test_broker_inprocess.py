@@ -69,9 +69,9 @@ def _produce(topic: str, value: bytes) -> dict:
 
 
 @asynccontextmanager
-async def running_broker(data_dir) -> AsyncIterator[Broker]:
+async def running_broker(data_dir, **overrides: str) -> AsyncIterator[Broker]:
     """A Broker running in a nursery of its own; stopped (gracefully) on exit."""
-    config = build_config({"listeners": "PLAINTEXT://127.0.0.1:0", "log.dirs": str(data_dir)})
+    config = build_config({"listeners": "PLAINTEXT://127.0.0.1:0", "log.dirs": str(data_dir), **overrides})
     broker = Broker(config)
     async with trio.open_nursery() as nursery:
         await nursery.start(broker.run)
@@ -125,3 +125,28 @@ async def test_stop_wakes_long_poll(tmp_path, autojump_clock):
         assert trio.current_time() - started < 1.0
         assert response["responses"][0]["partitions"][0]["error_code"] == 0
         await client.stream.aclose()
+
+
+async def test_idle_connections_are_closed(tmp_path, autojump_clock):
+    """connections.max.idle.ms: a TCP client silent that long is disconnected (within a
+    tenth more), one that keeps talking is not."""
+    async with running_broker(tmp_path, **{"connections.max.idle.ms": "60000"}) as broker:
+        port = broker.bound_endpoints[0].port
+        silent = MemoryClient(await trio.open_tcp_stream("127.0.0.1", port))
+        chatty = MemoryClient(await trio.open_tcp_stream("127.0.0.1", port))
+        body = {"client_software_name": "t", "client_software_version": "1"}
+        await silent.request(API_VERSIONS, 3, body)
+        await chatty.request(API_VERSIONS, 3, body)
+        started = trio.current_time()
+
+        async def keep_talking() -> None:  # 100 s of activity, one request every 10 s
+            for _ in range(10):
+                await trio.sleep(10)
+                assert (await chatty.request(API_VERSIONS, 3, body))["error_code"] == 0
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(keep_talking)
+            assert await silent.stream.receive_some(100) == b""  # closed by the broker
+            assert 60 <= trio.current_time() - started <= 66.01
+        await silent.stream.aclose()
+        await chatty.stream.aclose()
