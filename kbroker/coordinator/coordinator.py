@@ -928,7 +928,8 @@ class GroupCoordinator:
         """ConsumerGroupDescribe entry for one group."""
         group = self.consumer_groups.get(group_id)
         if group is None:
-            return {"error_code": GROUP_ID_NOT_FOUND, "error_message": f"Group {group_id} not found.",
+            return {"error_code": GROUP_ID_NOT_FOUND,
+                    "error_message": f"Group {group_id} not found.",
                     "group_id": group_id, "group_state": "Dead", "group_epoch": -1,
                     "assignment_epoch": -1, "assignor_name": "", "members": []}
 

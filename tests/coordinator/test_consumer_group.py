@@ -136,7 +136,8 @@ def test_range_assignor_and_topic_growth():
     g.hb(r1["member_id"], r1["member_epoch"], topics=None)
     assert g.gc.consumer_groups["g"].group_epoch == epoch + 1
     b = TOPICS["b"].topic_id
-    assert sorted(p for t in g.gc.consumer_groups["g"].target.values() for p in t[b]) == [0, 1, 2, 3]
+    targets = g.gc.consumer_groups["g"].target.values()
+    assert sorted(p for t in targets for p in t[b]) == [0, 1, 2, 3]
 
 
 def test_uniform_assignor_balances_and_is_sticky():
@@ -161,7 +162,8 @@ def test_offset_commit_checks_member_epoch():
     assert res.response == {("a", 0): 0}
     for rec in res.records:
         g.gc.replay(rec, now_ms=g.now)
-    assert commit(r["member_id"], r["member_epoch"] + 1).response == {("a", 0): c.STALE_MEMBER_EPOCH}
+    stale = commit(r["member_id"], r["member_epoch"] + 1)
+    assert stale.response == {("a", 0): c.STALE_MEMBER_EPOCH}
     assert commit("x", 1).response == {("a", 0): c.UNKNOWN_MEMBER_ID}
     assert g.gc.offset_fetch("g", [("a", 0)])[0][2].offset == 5
     listed = g.gc.list_groups()
@@ -183,7 +185,7 @@ def test_describe():
     g = Group()
     r = g.hb()
     d = g.gc.consumer_group_describe("g", lambda t: "a" if t == A else None)
-    assert d["group_state"] == "Stable" and d["group_epoch"] == 1 and d["assignor_name"] == "uniform"
+    assert (d["group_state"], d["group_epoch"], d["assignor_name"]) == ("Stable", 1, "uniform")
     member = d["members"][0]
     assert member["member_id"] == r["member_id"]
     assert member["assignment"]["topic_partitions"][0]["topic_name"] == "a"

@@ -14,6 +14,11 @@ GROUP_BROKER_OVERRIDES = {
     "group.min.session.timeout.ms": 1000,
     "offsets.topic.num.partitions": 5,
 }
+# kafka-python 3.0.12 loses a JoinGroup/SyncGroup that completes after poll() gave up
+# waiting (need_rejoin() turns false, the finished join task is never awaited: no heartbeats,
+# no assignment). Long poll timeouts keep the round trip inside one poll; poll still returns
+# as soon as records arrive.
+KP_POLL_MS = 1000
 SESSION_MS = 6000   # short, but safe for heartbeat threads on a loaded 2-core machine
 HEARTBEAT_MS = 300
 REBALANCE_MS = 8000
@@ -101,7 +106,7 @@ class KafkaPythonMember:
 
         try:
             while not self._stop.is_set():
-                batch = self.consumer.poll(timeout_ms=100)
+                batch = self.consumer.poll(timeout_ms=KP_POLL_MS)
                 values = [m.value for ms in batch.values() for m in ms]
                 if values:
                     try:

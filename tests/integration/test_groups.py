@@ -11,9 +11,9 @@ import textwrap
 import pytest
 
 from kbroker.testing import KafkaBroker
-from tests.integration.groups_support import (GROUP_BROKER_OVERRIDES, SESSION_MS,
-                                              KafkaPythonMember, create_topic, produce, unique,
-                                              wait_until)
+from tests.integration.groups_support import (GROUP_BROKER_OVERRIDES, KP_POLL_MS, SESSION_MS,
+                                              KafkaPythonMember, create_topic, produce,
+                                              unique, wait_until)
 
 pytestmark = pytest.mark.timeout(180)
 PARTITIONS = 6
@@ -72,12 +72,12 @@ def test_two_then_three_consumers_split_partitions_and_survive_leave_and_death(b
                               session_timeout_ms={SESSION_MS}, heartbeat_interval_ms=300,
                               max_poll_interval_ms=8000, enable_auto_commit=False)
             while True:
-                c.poll(timeout_ms=100)
+                c.poll(timeout_ms={KP_POLL_MS})
                 if c.assignment():
                     print("assigned", flush=True)
                     break
             while True:
-                c.poll(timeout_ms=100)
+                c.poll(timeout_ms={KP_POLL_MS})
             """)], stdout=subprocess.PIPE, text=True)
         try:
             assert dying.stdout.readline().strip() == "assigned"
@@ -116,7 +116,8 @@ def test_restarted_consumer_resumes_from_committed_offset(broker):
     seen: list[bytes] = []
     try:
         while len(seen) < 7:
-            seen += [m.value for ms in first.poll(timeout_ms=200).values() for m in ms]
+            batch = first.poll(timeout_ms=KP_POLL_MS)
+            seen += [m.value for ms in batch.values() for m in ms]
         first.commit()
         committed = {p: first.committed(TopicPartition(topic, p)) for p in range(2)}
     finally:
@@ -125,9 +126,9 @@ def test_restarted_consumer_resumes_from_committed_offset(broker):
     rest: list[bytes] = []
     try:
         deadline_values = 20 - len(seen)
-        wait_until(lambda: rest.extend(m.value for ms in second.poll(timeout_ms=200).values()
-                                       for m in ms) or len(rest) >= deadline_values, 30,
-                   "the rest of the records")
+        wait_until(lambda: rest.extend(
+            m.value for ms in second.poll(timeout_ms=KP_POLL_MS).values() for m in ms)
+            or len(rest) >= deadline_values, 30, "the rest of the records")
         assert sorted(seen + rest, key=int) == [b"%d" % i for i in range(20)]
         assert sum(v or 0 for v in committed.values()) == len(seen)
     finally:
@@ -146,8 +147,8 @@ def test_admin_list_describe_delete_and_offsets(broker):
     c = KafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False,
                       session_timeout_ms=SESSION_MS, heartbeat_interval_ms=300)
     try:
-        wait_until(lambda: c.poll(timeout_ms=100) is not None and len(c.assignment()) == 3, 30,
-                   "assignment")
+        wait_until(lambda: c.poll(timeout_ms=KP_POLL_MS) is not None
+                   and len(c.assignment()) == 3, 30, "assignment")
         c.commit({TopicPartition(topic, p): OffsetAndMetadata(p + 10, f"meta{p}", -1)
                   for p in range(3)})
         listed = {g["group_id"]: g for g in admin.list_groups()}

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from kbroker.testing import KafkaBroker
-from tests.integration.groups_support import (GROUP_BROKER_OVERRIDES, SESSION_MS, create_topic,
-                                              produce, unique, wait_until)
+from tests.integration.groups_support import (GROUP_BROKER_OVERRIDES, KP_POLL_MS, SESSION_MS,
+                                              create_topic, produce, unique, wait_until)
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -21,8 +21,9 @@ def _consume_some(bootstrap: str, topic: str, group: str, count: int) -> list[by
                       max_poll_records=count)
     got: list[bytes] = []
     try:
-        wait_until(lambda: got.extend(m.value for ms in c.poll(timeout_ms=200).values()
-                                      for m in ms) or len(got) >= count, 30, "records")
+        wait_until(lambda: got.extend(
+            m.value for ms in c.poll(timeout_ms=KP_POLL_MS).values() for m in ms)
+            or len(got) >= count, 30, "records")
         c.commit()
     finally:
         c.close()
@@ -63,3 +64,36 @@ def test_consumer_resumes_after_broker_restart(kill):
             admin.close()
         rest = _consume_some(broker.bootstrap_servers, topic, group, len(values) - len(first))
         assert first + rest == values, "resumed exactly at the committed offset"
+
+
+def test_active_group_survives_broker_kill_without_losing_records():
+    """Members stay in their group across a broker kill -9: the group is loaded back from
+    __consumer_offsets and consumption continues from the committed offsets."""
+    from tests.integration.groups_support import KafkaPythonMember
+
+    topic, group = unique("t"), unique("g")
+    with KafkaBroker(GROUP_BROKER_OVERRIDES) as broker:
+        bootstrap = broker.bootstrap_servers
+        create_topic(bootstrap, topic, 4)
+        members = [KafkaPythonMember(bootstrap, topic, group) for _ in range(2)]
+        try:
+            def split() -> bool:
+                held = [m.snapshot()[0] for m in members]
+                return all(held) and sorted(p for h in held for p in h) == [0, 1, 2, 3]
+
+            wait_until(split, 30, "two members sharing the topic")
+            first = [b"a%d" % i for i in range(40)]
+            produce(bootstrap, topic, first, 4)
+            total = lambda: sorted(v for m in members for v in m.snapshot()[1])  # noqa: E731
+            wait_until(lambda: len(total()) >= 40, 30, "the first records")
+
+            broker.restart(kill=True)
+
+            second = [b"b%d" % i for i in range(40)]
+            produce(broker.bootstrap_servers, topic, second, 4)
+            wait_until(lambda: len(total()) >= 80, 60, "the records produced after the kill")
+            assert total() == sorted(first + second), "every record exactly once"
+            wait_until(split, 30, "the members sharing the topic again")
+        finally:
+            for m in members:
+                m.close()

@@ -267,7 +267,8 @@ def test_consumer_group_heartbeat_v0_converges_and_describes(broker):
         names = {tp["topic_name"] for m in g["members"]
                  for tp in m["assignment"]["topic_partitions"]}
         assert names == {topic}
-        listed = c.request(ApiKey.LIST_GROUPS, 5, {"states_filter": [], "types_filter": ["consumer"]})
+        listed = c.request(ApiKey.LIST_GROUPS, 5, {"states_filter": [],
+                                                   "types_filter": ["consumer"]})
         assert [(x["group_id"], x["group_type"]) for x in listed["groups"]
                 if x["group_id"] == group] == [(group, "consumer")]
 
