@@ -546,6 +546,17 @@ class KArray(_Compiling):
         _import_runtime(code)
         fname = f"parse_karray_{code.allocateId()}"
         head = f"    n = k_read_array_len(io, this, {self.compact}, {self.nullable})\n"
+        if self.compact:
+            # one-byte compact count of a non-null array (< 127 elements): no calls, and no
+            # bounds check needed since the count itself bounds the allocation
+            head = (
+                "    b = io.read(1)\n"
+                "    if b and 0 < b[0] < 0x80:\n"
+                "        n = b[0] - 1\n"
+                "    else:\n"
+                "        io.seek(-len(b), 1)\n"
+                "        " + head.strip() + "\n"
+            )
         if self.nullable:
             head += "    if n < 0:\n        return None\n"
         if isinstance(self.subcon, Fixed):
@@ -658,7 +669,13 @@ class KStruct(_Compiling):
         if self.flexible:
             for f in self.tagged:
                 lines.append(f"    r[{f.name!r}] = {f.decoded_default}")
-            lines.append("    count = k_read_uvarint(io)")
+            # an empty tag section (one zero byte) is by far the common case: no call for it
+            lines.append("    t = io.read(1)")
+            lines.append("    if t != b'\\x00':")
+            lines.append("        io.seek(-len(t), 1)")
+            lines.append("        count = k_read_uvarint(io)")
+            lines.append("    else:")
+            lines.append("        count = 0")
             lines.append("    if count:")
             lines.append("        unknown = {}")
             lines.append("        for _ in range(count):")
