@@ -98,7 +98,8 @@ class KafkaBroker:
         self.process = subprocess.Popen(
             self.command(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE, text=True, errors="replace",
-            env=self.env if self.env is not None else None)
+            env=self.env if self.env is not None else None,
+            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
         self._reader = threading.Thread(target=self._read_log, args=(self.process,),
                                         name=f"kbroker-log-{self.process.pid}", daemon=True)
         self._reader.start()
@@ -191,6 +192,18 @@ class KafkaBroker:
                 self.kill()
                 raise BrokerStartError(f"kbroker not ready after {self.startup_timeout_s}s:\n"
                                        + self.log_text())
+
+
+def _die_with_parent() -> None:
+    """In the child before exec (Linux): SIGKILL it if the test process dies first, so a
+    crashed or killed test run leaves no broker behind."""
+    import ctypes
+
+    PR_SET_PDEATHSIG = 1
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except OSError:
+        pass
 
 
 # ---------------------------------------------------------------------- pytest plugin
