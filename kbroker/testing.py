@@ -9,7 +9,8 @@ with a temporary data directory: the broker under test is a real process, so `ki
 a real SIGKILL (crash tests) and `restart()` brings the same data dir back on the same
 port. Readiness is the broker's ready log line, polled with a deadline. Leaving the
 `with` block stops the process (SIGTERM, then SIGKILL if it lingers) and deletes the
-temporary directory.
+temporary directory. On Linux the broker also dies with the test process
+(PR_SET_PDEATHSIG), so even a crashed test run leaves no broker behind.
 
 Installed as a pytest plugin (entry point `pytest11`): `kafka_broker` is one broker shared
 by the whole session (use unique topic names); `kafka_broker_factory(**overrides)` starts

@@ -58,7 +58,7 @@ def test_empty_fetch_waits_max_wait(broker, topic):
 
 
 def test_long_poll_returns_when_a_record_arrives(broker, topic):
-    max_wait_ms = 10_000
+    max_wait_ms = 30_000
     with WireClient(broker.bootstrap_servers) as fetcher, WireClient(broker.bootstrap_servers) as producer:
         started = time.monotonic()
         correlation_id = fetcher.send(FETCH, 11, _fetch_body(topic, 0, 0, max_wait_ms=max_wait_ms))
@@ -69,7 +69,8 @@ def test_long_poll_returns_when_a_record_arrives(broker, topic):
     part = response["responses"][0]["partitions"][0]
     assert part["records"] and b"woken" in bytes(part["records"])
     assert part["high_watermark"] == 1
-    assert elapsed < 2.0, f"long poll took {elapsed:.2f}s of max_wait {max_wait_ms} ms"
+    # Woken by the append, not by the timeout (the margin absorbs a loaded CI machine).
+    assert elapsed < 5.0, f"long poll took {elapsed:.2f}s of max_wait {max_wait_ms} ms"
 
 
 def test_fetch_session_incremental(broker, topic):
