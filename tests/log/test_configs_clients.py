@@ -20,6 +20,7 @@ from kbroker.testing import KafkaBroker
 
 TIMEOUT_S = 15
 DEFAULT_CONFIG, DYNAMIC_TOPIC_CONFIG, DYNAMIC_BROKER_CONFIG, STATIC_BROKER_CONFIG = 5, 1, 2, 4
+DYNAMIC_DEFAULT_BROKER_CONFIG = 3
 
 
 @pytest.fixture(scope="module")
@@ -216,3 +217,33 @@ def test_log_append_time_applied_live(admin, broker):
         assert kind == 2 and timestamp >= before  # TIMESTAMP_LOG_APPEND_TIME, the broker's clock
     finally:
         consumer.close()
+
+
+def test_cluster_wide_dynamic_default_on_the_wire(broker, admin):
+    """The cluster-wide default (broker resource "") that neither client can name."""
+    from tests.integration.wire import WireClient
+
+    name = new_topic(admin)
+    incremental_alter, describe_configs = 44, 32
+
+    def set_default(op: int, value):
+        body = {"resources": [{"resource_type": 4, "resource_name": "", "configs": [
+            {"name": "log.cleaner.min.compaction.lag.ms", "config_operation": op, "value": value}]}],
+            "validate_only": False}
+        with WireClient(broker.bootstrap_servers) as client:
+            result = client.request(incremental_alter, 1, body)["responses"][0]
+        assert result["error_code"] == 0, result
+
+    set_default(0, "777")
+    try:
+        body = {"resources": [{"resource_type": 2, "resource_name": name,
+                               "configuration_keys": ["min.compaction.lag.ms"]}],
+                "include_synonyms": True, "include_documentation": False}
+        with WireClient(broker.bootstrap_servers) as client:
+            entry = client.request(describe_configs, 4, body)["results"][0]["configs"][0]
+        assert (entry["value"], entry["config_source"]) == ("777", DYNAMIC_DEFAULT_BROKER_CONFIG)
+        assert [(s["name"], s["source"]) for s in entry["synonyms"]] == [
+            ("log.cleaner.min.compaction.lag.ms", DYNAMIC_DEFAULT_BROKER_CONFIG),
+            ("log.cleaner.min.compaction.lag.ms", DEFAULT_CONFIG)]
+    finally:
+        set_default(1, None)
