@@ -20,6 +20,7 @@ logger = logging.getLogger(__name__)
 
 TOPIC_READY_TIMEOUT_S = 30.0
 FLUSH_GRACE_S = 60.0
+WARMUP_TIMEOUT_S = 15.0   # a broker that cannot take one record in this time never will
 CLIENT_LOG_LEVEL = 3  # syslog level: librdkafka's errors only, not its connection chatter
 
 
@@ -170,8 +171,9 @@ def produce_confluent(bootstrap: str, topic: str, *, count: int, value_size: int
     try:
         value = os.urandom(value_size)
         producer.produce(topic, value)
-        if producer.flush(FLUSH_GRACE_S) or failed:
-            raise RuntimeError(f"warm-up record to {topic} was not acknowledged: {errors}")
+        if producer.flush(WARMUP_TIMEOUT_S) or failed:
+            raise RuntimeError(f"warm-up record to {topic} not acknowledged within "
+                               f"{WARMUP_TIMEOUT_S:.0f} s {errors or ''}")
         producer.poll(0)
         rtt.windows.clear()
         cpu_start = self_cpu_seconds()
