@@ -222,6 +222,7 @@ def markdown(report: RunReport) -> str:
         lines += ["Seen by the clients (known gaps, by reason):", ""]
         lines += [f"- {reason}: {', '.join(ids)}" for reason, ids in gaps.items()]
         lines.append("")
+    lines += ["- Listeners are PLAINTEXT only: no SSL, no SASL (see docs/configuration.md).", ""]
     if report.missing_apis is not None:
         lines += ["Kafka 3.9 broker APIs missing from kbroker's ApiVersions answer:", "",
                   ", ".join(f"`{a}`" for a in report.missing_apis) or "(none)", ""]

@@ -93,7 +93,9 @@ class ConfluentClient(Client):
         self._txn: dict[str, Producer] = {}
 
     def version(self) -> str:
-        return f"{confluent_kafka.version()[0]} (librdkafka {confluent_kafka.libversion()[0]})"
+        version = confluent_kafka.version()
+        version = version[0] if isinstance(version, tuple) else version
+        return f"{version} (librdkafka {confluent_kafka.libversion()[0]})"
 
     def start(self, bootstrap: str) -> None:
         super().start(bootstrap)

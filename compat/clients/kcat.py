@@ -29,7 +29,7 @@ class KcatClient(Client):
         if shutil.which("kcat") is None:
             raise RuntimeError("kcat not found on PATH (apt-get install -y kcat)")
         out = subprocess.run(["kcat", "-V"], capture_output=True, text=True, timeout=30).stdout
-        match = re.search(r"kcat - .*?version ([\w.\-]+).*?librdkafka version ([\w.\-]+)", out, re.S)
+        match = re.search(r"Version ([\w.\-]+) .*?librdkafka ([\w.\-]+)", out, re.S)
         self._version = f"{match.group(1)} (librdkafka {match.group(2)})" if match else out.splitlines()[0]
         from kafka import KafkaAdminClient
         self._admin = KafkaAdminClient(bootstrap_servers=bootstrap)

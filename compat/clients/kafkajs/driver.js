@@ -208,7 +208,10 @@ const ops = {
       return Number(a.spec === 'earliest' ? o.low : o.high)
     }
     const o = (await admin.fetchTopicOffsetsByTimestamp(a.topic, a.spec)).find((x) => x.partition === a.partition)
-    return Number(o.offset)
+    // kafkajs swaps the broker's -1 ("no record at or after it") for the high watermark, an
+    // offset no record has; undo it so the broker's answer is what gets checked
+    const high = (await admin.fetchTopicOffsets(a.topic)).find((x) => x.partition === a.partition).high
+    return Number(o.offset) === Number(high) ? -1 : Number(o.offset)
   },
   list_groups: async () => (await admin.listGroups()).groups.map((g) => g.groupId),
   describe_group: async (a) => {
