@@ -33,7 +33,6 @@ from __future__ import annotations
 import logging
 import os
 import struct
-from bisect import bisect_right
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -403,18 +402,20 @@ class ProducerStateManager:
                      getattr(log, "directory", "?"), start, len(self.producers), replayed)
 
     def _replay(self, log: Any, start: int) -> int:
-        bases = [s.base_offset for s in log.segments] if hasattr(log, "segments") else [0]
+        """Feed every batch header from `start` on; only markers are read in full."""
         count = 0
         if start >= log.log_end_offset:
             return 0
-        for header, data in log.batches(start):
-            if header.next_offset <= start:
+        for segment in log.segments:
+            if segment.next_offset <= start:
                 continue
-            count += 1
-            info = BatchInfo.of(header)
-            marker = _read_marker(data) if header.is_control else None
-            segment_base = bases[max(bisect_right(bases, header.base_offset) - 1, 0)]
-            self.on_append(info, header.base_offset, marker=marker, segment_base_offset=segment_base)
+            for pos, header in segment.batches_from(start):
+                if header.next_offset <= start:
+                    continue
+                count += 1
+                marker = _read_marker(segment.read_batch(pos, header)) if header.is_control else None
+                self.on_append(BatchInfo.of(header), header.base_offset, marker=marker,
+                               segment_base_offset=segment.base_offset)
         return count
 
 

@@ -78,6 +78,10 @@ class TransactionCoordinatorRuntime:
         self.loaded = False
         self._lock = trio.Lock()
         self._create_lock = trio.Lock()
+        self._id_lock = trio.Lock()
+        self.producer_id_expiration_check_interval_ms: int = getattr(
+            config, "producer_id_expiration_check_interval_ms", 600_000)
+        self._next_producer_expiry_ms = 0
         self._next_id = 0
         self._end_id = 0          # exclusive end of the current producer id block
         self._wakeup = trio.Event()
@@ -149,9 +153,20 @@ class TransactionCoordinatorRuntime:
                 expired = self.coordinator.expire(now_ms)
                 if expired.records:
                     await self.execute(lambda now: self.coordinator.expire(now))
+                self._expire_producers(now_ms)
             except KafkaError as exc:
                 logger.warning("transaction coordinator timer step failed: %s", exc)
                 await trio.sleep(1)   # back off rather than spin on a persistent failure
+
+    def _expire_producers(self, now_ms: int) -> None:
+        """Forget idle producers (producer.id.expiration.ms) every check interval."""
+        if now_ms < self._next_producer_expiry_ms:
+            return
+        self._next_producer_expiry_ms = now_ms + self.producer_id_expiration_check_interval_ms
+        for (topic, partition), state in self.broker.producers.items():
+            count = state.expire(now_ms)
+            if count:
+                logger.debug("expired %d producers of %s-%d", count, topic, partition)
 
     # ------------------------------------------------------------------ topic, ids
 
@@ -185,10 +200,11 @@ class TransactionCoordinatorRuntime:
         return self._take_id()
 
     async def _ensure_ids(self) -> None:
-        if self._next_id >= self._end_id:
-            start, length = await self.broker.controller.allocate_producer_ids(self.broker.node_id)
-            self._next_id, self._end_id = start, start + length
-            logger.info("allocated producer ids %d..%d", start, start + length - 1)
+        async with self._id_lock:   # concurrent InitProducerIds must not take two blocks
+            if self._next_id >= self._end_id:
+                start, length = await self.broker.controller.allocate_producer_ids(self.broker.node_id)
+                self._next_id, self._end_id = start, start + length
+                logger.info("allocated producer ids %d..%d", start, start + length - 1)
 
     def _take_id(self) -> int:
         assert self._next_id < self._end_id, "producer id block exhausted"
