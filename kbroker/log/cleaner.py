@@ -484,6 +484,8 @@ class CleanerCheckpoints:
     def first_dirty_offset(self, log: Any) -> int:
         """Where the uncleaned part of `log` begins (at least its log start offset)."""
         offset = self._dir(log.directory.parent).get((log.topic, log.partition), 0)
+        if offset > log.log_end_offset:
+            offset = 0  # a stale entry (the partition was deleted and created again)
         return max(offset, log.log_start_offset)
 
     def update(self, log: Any, offset: int) -> None:

@@ -118,6 +118,10 @@ class LogScheduler:
                 await self.cleaner_round()
                 next_clean = self.clock.monotonic() + self.cleaner_backoff_ms / 1000
 
+    def forget(self, log: Any) -> None:
+        """A partition is being deleted: drop its cleaner checkpoint entry."""
+        self.checkpoints.forget(log.directory.parent, log.topic, log.partition)
+
     def close(self) -> None:
         """Stop scheduling; files waiting for their delete delay are removed now."""
         self._closed = True
