@@ -59,6 +59,7 @@ logger = logging.getLogger(__name__)
 
 CLEANER_CHECKPOINT = "cleaner-offset-checkpoint"  # Kafka's file name, same text format
 _READ_BYTES = 1 << 20
+_CODEC_MASK = 0x07
 
 
 # ----------------------------------------------------------------------------- planning
@@ -388,6 +389,10 @@ def _clean_segment(
         elif kept or last_in_segment:
             # Same codec, offsets, timestamps and producer fields; only the records change.
             batch.records = kept
+            if not kept:
+                # An empty batch carries no codec, as Kafka's writeEmptyHeader (librdkafka
+                # aborts on a compressed empty payload).
+                batch.attributes &= ~_CODEC_MASK
             rebuilt = encode_batch(batch)
             writer.write(rebuilt, BatchHeader(*BATCH_HEADER.unpack_from(rebuilt)))
 

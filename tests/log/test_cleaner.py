@@ -110,8 +110,10 @@ def test_tombstones_kept_for_delete_retention_then_removed(tmp_path):
 
 
 def test_keyless_records_are_discarded(tmp_path):
-    log = open_log(tmp_path / "c-0", compact_config(segment_bytes=100_000))
+    # Written while the topic was cleanup.policy=delete (compacted topics refuse them).
+    log = open_log(tmp_path / "c-0", compact_config(segment_bytes=100_000, cleanup_policy=("delete",)))
     append(log, keyed([(None, b"x"), (b"k", b"v")]))
+    log.update_config(compact_config(segment_bytes=100_000))
     log.roll(NOW_MS)
     clean_log_now(log, NOW_MS)
     assert [(o, k) for o, k, _, _ in records_of(log)] == [(1, b"k")]
@@ -256,3 +258,20 @@ def test_reads_during_clean_see_the_old_segments(tmp_path):
     after = records_of(log)
     assert after[-1][2] == b"during" and len(after) < len(before)
     assert os.path.exists(log.segments[0].log_path)
+
+
+def test_emptied_last_batch_is_kept_uncompressed(tmp_path):
+    log = open_log(tmp_path / "c-0", compact_config(segment_bytes=100_000))
+    append(log, keyed([(b"a", b"1")]))                                                  # 0
+    append(log, keyed([(b"b", b"old"), (b"b", b"older")], compression=Compression.GZIP))  # 1-2
+    log.roll(NOW_MS)
+    append(log, keyed([(b"b", b"new")]))                                                # 3
+    log.roll(NOW_MS)
+    clean_log_now(log, NOW_MS)
+    headers = [h for _, h in log.segments[0].batches_from(0)]
+    # The gzip batch lost all its records but, being its segment's last, stays as an empty
+    # batch covering offsets 1-2, without a codec (as Kafka's writeEmptyHeader).
+    assert [(h.base_offset, h.last_offset, h.records_count) for h in headers] == [(0, 0, 1), (1, 2, 0)]
+    assert headers[-1].compression == Compression.NONE
+    assert log.segments[0].next_offset == 3
+    assert [(o, v) for o, _, v, _ in records_of(log)] == [(0, b"1"), (3, b"new")]
