@@ -118,6 +118,10 @@ class Client:
         """Poll once; returns records (possibly none)."""
         raise Unsupported("group_poll")
 
+    def group_poll_many(self, handles: list[str], timeout_s: float) -> dict[str, list[Record]]:
+        """Poll each member once; drivers whose members must poll at the same time override it."""
+        return {h: self.group_poll(h, timeout_s) for h in handles}
+
     def group_assignment(self, handle: str) -> list[tuple[str, int]]:
         """Current assignment of the member."""
         raise Unsupported("group_assignment")

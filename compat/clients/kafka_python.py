@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import kafka
@@ -211,6 +212,14 @@ class KafkaPythonClient(Client):
         for msgs in self._members[handle].poll(timeout_ms=int(timeout_s * 1000)).values():
             out.extend(_record(m) for m in msgs)
         return out
+
+    def group_poll_many(self, handles: list[str], timeout_s: float) -> dict[str, list[Record]]:
+        """Poll all members at once, one thread each. kafka-python only completes a join while
+        poll() is running, so members polled one after the other can miss the end of a
+        rebalance (see docs/groups.md, client findings)."""
+        with ThreadPoolExecutor(max_workers=len(handles)) as pool:
+            futures = {h: pool.submit(self.group_poll, h, timeout_s) for h in handles}
+            return {h: f.result() for h, f in futures.items()}
 
     def group_assignment(self, handle: str) -> list[tuple[str, int]]:
         return [(tp.topic, tp.partition) for tp in self._members[handle].assignment()]

@@ -10,7 +10,7 @@ from compat.scenarios import Context, scenario
 from compat.scenarios.checks import expect, expect_equal, numbered
 from compat.errors import Mismatch
 
-POLL_S = 0.5
+POLL_S = 1.0
 
 
 def poll_members(client: Client, handles: list[str], until, timeout_s: float, what: str) -> dict[str, list[Record]]:
@@ -19,8 +19,8 @@ def poll_members(client: Client, handles: list[str], until, timeout_s: float, wh
     reads: dict[str, list[Record]] = {h: [] for h in handles}
     deadline = time.monotonic() + timeout_s
     while True:
-        for h in handles:
-            reads[h].extend(client.group_poll(h, POLL_S))
+        for h, records in client.group_poll_many(handles, POLL_S).items():
+            reads[h].extend(records)
         if until(reads):
             return reads
         if time.monotonic() > deadline:
