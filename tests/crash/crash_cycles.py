@@ -59,6 +59,7 @@ PRODUCE, FETCH, CREATE_TOPICS = 0, 1, 19
 PRODUCE_VERSION, FETCH_VERSION, CREATE_TOPICS_VERSION = 7, 4, 4
 SEGMENT_BYTES = 16_384  # small segments: many rolls, indexes and segment boundaries per cycle
 ACK_DEADLINE_S = 30.0
+KEYS = 97  # record keys cycle through this many values (compaction has work to do)
 
 
 @dataclass
@@ -80,7 +81,7 @@ class Ledger:
 
 
 def _batch(rng: random.Random, first_sequence: int, count: int) -> bytes:
-    records = [Record(i, 0, b"key-%d" % ((first_sequence + i) % 97),
+    records = [Record(i, 0, b"key-%d" % key_of(first_sequence + i),
                       b"seq=%d;" % (first_sequence + i) + bytes(rng.randrange(256) for _ in range(rng.randint(0, 300))))
                for i in range(count)]
     codec = rng.choice([Compression.NONE, Compression.NONE, Compression.GZIP, Compression.ZSTD, Compression.LZ4])
@@ -162,15 +163,37 @@ def fetch_all(bootstrap: str, partition: int) -> list[tuple[int, int]]:
                 offset = header.next_offset
 
 
-def check_online(bootstrap: str, ledger: Ledger) -> None:
-    """Every acknowledged record exactly once, in order; the old log is a prefix of the new."""
+def key_of(sequence: int) -> int:
+    """The record key (as a number) the producer gives a sequence number."""
+    return sequence % KEYS
+
+
+def check_online(bootstrap: str, ledger: Ledger, *, compacted: bool = False) -> None:
+    """Every acknowledged record exactly once, in order; the old log is a prefix of the new.
+
+    Compacted: offsets only increase, and for every key the latest acknowledged record (or a
+    later one of the same key) is there.
+    """
     for partition in range(PARTITIONS):
         stored = fetch_all(bootstrap, partition)
         offsets = [o for o, _ in stored]
-        assert offsets == list(range(len(stored))), f"partition {partition}: offsets not contiguous"
         sequences = [s for _, s in stored]
         assert len(set(sequences)) == len(sequences), f"partition {partition}: duplicated record"
         assert sequences == sorted(sequences), f"partition {partition}: records out of order"
+        if compacted:
+            assert offsets == sorted(set(offsets)), f"partition {partition}: offsets not increasing"
+            latest_stored: dict[int, int] = {}
+            for sequence in sequences:
+                latest_stored[key_of(sequence)] = sequence
+            with ledger.lock:
+                latest_acked: dict[int, int] = {}
+                for sequence in ledger.acked[partition]:
+                    latest_acked[key_of(sequence)] = max(sequence, latest_acked.get(key_of(sequence), -1))
+            lost = {k: v for k, v in latest_acked.items() if latest_stored.get(k, -1) < v}
+            assert not lost, f"partition {partition}: latest acknowledged value lost for keys {sorted(lost)[:10]}"
+            ledger.verified[partition] = stored
+            continue
+        assert offsets == list(range(len(stored))), f"partition {partition}: offsets not contiguous"
         previous = ledger.verified[partition]
         assert stored[: len(previous)] == previous, f"partition {partition}: verified records changed"
         with ledger.lock:
@@ -192,7 +215,7 @@ def _check_index_file(segment_path: Path, base_offset: int) -> None:
         assert header.last_offset == base_offset + rel, f"{index_path}: entry ({rel}, {position}) is stale"
 
 
-def check_offline(crashed_dir: Path) -> None:
+def check_offline(crashed_dir: Path, *, compacted: bool = False) -> None:
     """Recover a copy of the crashed data dir and check log, indexes and checkpoints."""
     recovery = checkpoints.read_offsets(crashed_dir / files.RECOVERY_POINT_CHECKPOINT)
     watermarks = checkpoints.read_offsets(crashed_dir / files.REPLICATION_CHECKPOINT)
@@ -219,7 +242,10 @@ def check_offline(crashed_dir: Path) -> None:
                 for pos, header in segment.batches_from(segment.base_offset):
                     data = segment.read_batch(pos, header)
                     assert compute_crc(data, 0, header.size) == header.crc
-                    assert header.base_offset == expected, f"gap or overlap at {header.base_offset}"
+                    if compacted:  # the cleaner leaves gaps, never overlaps
+                        assert header.base_offset >= expected, f"overlap at {header.base_offset}"
+                    else:
+                        assert header.base_offset == expected, f"gap or overlap at {header.base_offset}"
                     expected = header.next_offset
                     found = segment.translate_offset(header.base_offset)
                     assert found is not None and found[0] == pos, "index disagrees with the batches"
@@ -231,17 +257,23 @@ def check_offline(crashed_dir: Path) -> None:
 # ----------------------------------------------------------------------------- the cycles
 
 
-def create_topic(bootstrap: str) -> None:
+def create_topic(bootstrap: str, *, compacted: bool = False) -> None:
+    configs = [{"name": "cleanup.policy", "value": "compact"},
+               {"name": "min.cleanable.dirty.ratio", "value": "0.01"}] if compacted else []
     body = {"topics": [{"name": TOPIC, "num_partitions": PARTITIONS, "replication_factor": 1,
-                        "assignments": [], "configs": []}], "timeout_ms": 10_000, "validate_only": False}
+                        "assignments": [], "configs": configs}], "timeout_ms": 10_000, "validate_only": False}
     with WireClient(bootstrap) as client:
         result = client.request(CREATE_TOPICS, CREATE_TOPICS_VERSION, body)["topics"][0]
     assert result["error_code"] in (0, 36), result  # 36: TOPIC_ALREADY_EXISTS
 
 
 def run_cycles(cycles: int, seed: int, *, flush_on_ack: bool = False, work_dir: Path | None = None,
-               max_acks_per_cycle: int = 400) -> Ledger:
-    """Run the crash cycles; raises AssertionError on the first violation. Returns the ledger."""
+               max_acks_per_cycle: int = 400, compacted: bool = False) -> Ledger:
+    """Run the crash cycles; raises AssertionError on the first violation. Returns the ledger.
+
+    `compacted`: the topic is cleanup.policy=compact and the cleaner runs every 50 ms, so
+    kills also land in the middle of cleans and swaps.
+    """
     rng = random.Random(seed)
     owned = work_dir is None
     root = Path(tempfile.mkdtemp(prefix="kbroker-crash-")) if owned else Path(work_dir)
@@ -249,11 +281,13 @@ def run_cycles(cycles: int, seed: int, *, flush_on_ack: bool = False, work_dir: 
                  "auto.create.topics.enable": "false"}
     if flush_on_ack:
         overrides["log.flush.on.ack"] = "true"
+    if compacted:
+        overrides["log.cleaner.backoff.ms"] = "50"
     ledger = Ledger()
     broker = KafkaBroker(overrides, data_dir=root / "data")
     try:
         broker.start()
-        create_topic(broker.bootstrap_servers)
+        create_topic(broker.bootstrap_servers, compacted=compacted)
         for cycle in range(cycles):
             stop = threading.Event()
             target = ledger.acked_count() + rng.randint(1, max_acks_per_cycle)
@@ -273,11 +307,11 @@ def run_cycles(cycles: int, seed: int, *, flush_on_ack: bool = False, work_dir: 
             copy = root / f"crashed-{cycle}"
             shutil.copytree(broker.log_dir, copy)
             try:
-                check_offline(copy)
+                check_offline(copy, compacted=compacted)
             finally:
                 shutil.rmtree(copy, ignore_errors=True)
             broker.start()
-            check_online(broker.bootstrap_servers, ledger)
+            check_online(broker.bootstrap_servers, ledger, compacted=compacted)
             logger.info("cycle %d ok: acked=%d stored=%s", cycle, ledger.acked_count(),
                         [len(v) for v in ledger.verified.values()])
         return ledger
@@ -295,11 +329,13 @@ def main() -> None:
     parser.add_argument("--cycles", type=int, default=100)
     parser.add_argument("--seed", type=int, default=int.from_bytes(os.urandom(4), "big"))
     parser.add_argument("--flush-on-ack", action="store_true", help="broker fsyncs before acknowledging")
+    parser.add_argument("--compacted", action="store_true", help="compacted topic, cleaner running all the time")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    logger.info("crash cycles=%d seed=%d flush_on_ack=%s", args.cycles, args.seed, args.flush_on_ack)
+    logger.info("crash cycles=%d seed=%d flush_on_ack=%s compacted=%s", args.cycles, args.seed,
+                args.flush_on_ack, args.compacted)
     started = time.monotonic()
-    ledger = run_cycles(args.cycles, args.seed, flush_on_ack=args.flush_on_ack)
+    ledger = run_cycles(args.cycles, args.seed, flush_on_ack=args.flush_on_ack, compacted=args.compacted)
     logger.info("all %d cycles passed in %.0fs: %d acknowledged records verified", args.cycles,
                 time.monotonic() - started, ledger.acked_count())
 
