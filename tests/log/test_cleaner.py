@@ -275,3 +275,18 @@ def test_emptied_last_batch_is_kept_uncompressed(tmp_path):
     assert headers[-1].compression == Compression.NONE
     assert log.segments[0].next_offset == 3
     assert [(o, v) for o, _, v, _ in records_of(log)] == [(0, b"1"), (3, b"new")]
+
+
+def test_max_compaction_lag_forces_a_clean_below_the_ratio(tmp_path):
+    config = compact_config(min_cleanable_dirty_ratio=0.99, max_compaction_lag_ms=60_000)
+    log = open_log(tmp_path / "c-0", config)
+    for i in range(30):
+        append(log, keyed([(b"k%d" % i, b"v" * 80)]))  # distinct keys: nothing to remove
+    log.roll(NOW_MS)
+    checkpoints = CleanerCheckpoints()
+    clean_log_now(log, NOW_MS, checkpoints)
+    append(log, keyed([(b"k0", b"w" * 80)]))
+    log.roll(NOW_MS)
+    first_dirty = checkpoints.first_dirty_offset(log)
+    assert not needs_cleaning(log, first_dirty, NOW_MS + 60_000)  # ratio low, lag not exceeded
+    assert needs_cleaning(log, first_dirty, NOW_MS + 60_001)
