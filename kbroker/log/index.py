@@ -176,8 +176,14 @@ class OffsetIndex(_IndexFile):
 
     def floor_position(self, position: int) -> int:
         """Largest indexed batch position <= `position` (0 when none): a batch boundary."""
+        return self.floor_entry(position)[1]
+
+    def floor_entry(self, position: int) -> tuple[int, int]:
+        """(offset, position) of the entry with the largest position <= `position`; (base, 0) if none."""
         i = bisect_right(self._positions, position) - 1
-        return self._positions[i] if i >= 0 else 0
+        if i < 0:
+            return self.base_offset, 0
+        return self.base_offset + self._offsets[i], self._positions[i]
 
     def truncate_to(self, offset: int) -> None:
         """Drop entries whose offset is >= `offset` (in memory and in the file)."""

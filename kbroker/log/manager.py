@@ -99,8 +99,6 @@ class LogManager:
             if key is None or key[0] == METADATA_TOPIC:
                 # The metadata log belongs to the Raft layer (Kafka's LogManager skips it too).
                 continue
-            if key[0] == "__cluster_metadata":  # the metadata log belongs to the controller (kbroker.raft)
-                continue
             if key in self._logs:
                 logger.error("partition %s-%d found in two log dirs; ignoring dir=%s", *key, entry)
                 continue

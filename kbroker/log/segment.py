@@ -188,7 +188,7 @@ class LogSegment:
 
     def load_tail(self) -> None:
         """Find the next offset by walking headers after the last index entry (clean load)."""
-        _, position = self.offset_index.lookup(2**63 - 1)
+        position = self._index_lookup(2**63 - 1)
         next_offset = None
         end = position
         for pos, header in self._iter_headers(position, self.size):
@@ -308,9 +308,48 @@ class LogSegment:
             yield pos, header
             pos += header.size
 
+    def _entry_ok(self, offset: int, position: int) -> bool:
+        """Does the index entry point at a batch whose last offset is `offset`? (one pread)"""
+        if position == 0:
+            return True
+        data = os.pread(self._read_fd(), BATCH_OVERHEAD, position)
+        if len(data) < BATCH_OVERHEAD:
+            return False
+        header = BatchHeader(*BATCH_HEADER.unpack_from(data))
+        return (
+            header.batch_length >= MIN_BATCH_LENGTH
+            and header.last_offset == offset
+            and position + header.size <= self.size
+        )
+
+    def _rebuild_damaged_index(self, offset: int, position: int) -> None:
+        # Sanity checks on load cannot catch every damaged index; a wrong entry found in use
+        # triggers the same rebuild, so a read never starts or ends inside a batch.
+        logger.warning(
+            "offset index entry (%d, %d) does not match the log, rebuilding segment=%s",
+            offset, position, self.log_path,
+        )
+        self.recover()
+
+    def _index_lookup(self, offset: int) -> int:
+        """Position of the batch found through the offset index for `offset`, verified."""
+        entry_offset, position = self.offset_index.lookup(offset)
+        if not self._entry_ok(entry_offset, position):
+            self._rebuild_damaged_index(entry_offset, position)
+            entry_offset, position = self.offset_index.lookup(offset)
+        return position
+
+    def _index_floor_position(self, limit: int) -> int:
+        """Largest indexed batch position <= `limit`, verified."""
+        entry_offset, position = self.offset_index.floor_entry(limit)
+        if not self._entry_ok(entry_offset, position):
+            self._rebuild_damaged_index(entry_offset, position)
+            entry_offset, position = self.offset_index.floor_entry(limit)
+        return position
+
     def translate_offset(self, offset: int) -> tuple[int, BatchHeader] | None:
         """(position, header) of the first batch whose last offset is >= `offset`, or None."""
-        _, start = self.offset_index.lookup(offset)
+        start = self._index_lookup(offset)
         for pos, header in self._iter_headers(start, self.size):
             if header.last_offset >= offset:
                 return pos, header
@@ -333,9 +372,9 @@ class LogSegment:
         budget = max(max_bytes, first.size) if min_one_batch else max_bytes
         limit = min(start + budget, self.size)
         # Jump close to the end through the index, then walk headers to the last whole batch.
-        scan_from = self.offset_index.floor_position(limit)
+        scan_from = self._index_floor_position(limit)
         if max_offset is not None:
-            _, bounded = self.offset_index.lookup(max_offset - 1)
+            bounded = self._index_lookup(max_offset - 1)
             scan_from = min(scan_from, bounded)
         scan_from = max(scan_from, start)
         end = scan_from
@@ -353,7 +392,7 @@ class LogSegment:
 
     def batches_from(self, offset: int) -> Iterator[tuple[int, BatchHeader]]:
         """(position, header) of batches from the one containing `offset` to the end."""
-        _, start = self.offset_index.lookup(offset)
+        start = self._index_lookup(offset)
         for pos, header in self._iter_headers(start, self.size):
             if header.last_offset >= offset:
                 yield pos, header

@@ -43,7 +43,9 @@ def read_all(log: PartitionLog, start: int | None = None, max_bytes: int = 1 << 
     while offset < log.log_end_offset:
         data = log.read(offset, max_bytes).records
         assert data, f"empty read at {offset} below LEO {log.log_end_offset}"
+        before = offset
         for pos, header in iter_batches(data):
             out.append((header.base_offset, header.last_offset, bytes(data[pos:pos + header.size])))
             offset = header.next_offset
+        assert offset > before, f"read at {before} returned no whole batch at or after it"
     return out

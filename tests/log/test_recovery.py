@@ -125,7 +125,7 @@ def test_recovery_starts_at_the_recovery_point(tmp_path, monkeypatch):
     again.close()
 
 
-@pytest.mark.parametrize("damage", ["delete", "garbage", "non-monotonic", "past-the-log"])
+@pytest.mark.parametrize("damage", ["delete", "garbage", "non-monotonic", "past-the-log", "plausible-but-wrong"])
 def test_damaged_index_is_rebuilt(tmp_path, damage):
     log, stored = fill(tmp_path / "t-0")
     log.close()
@@ -141,6 +141,8 @@ def test_damaged_index_is_rebuilt(tmp_path, damage):
     elif damage == "non-monotonic":
         data = index.read_bytes()
         index.write_bytes(data[8:16] + data[0:8] + data[16:])
+    elif damage == "plausible-but-wrong":  # passes the load checks, points inside a batch
+        index.write_bytes((3).to_bytes(4, "big") + (1).to_bytes(4, "big"))
     else:  # an index pointing past the end of its log
         index.write_bytes(index.read_bytes() + (9999).to_bytes(4, "big") + (10**6).to_bytes(4, "big"))
     again = open_log(tmp_path / "t-0")

@@ -102,6 +102,22 @@ class LogMachine(RuleBasedStateMachine):
             f.write(tail)
         self.log = open_log(self.directory, self.config)
 
+    @rule(data=st.data(), how=st.sampled_from(["delete", "garbage", "shuffle"]))
+    def reopen_with_damaged_index(self, data, how):
+        self.log.close()
+        (self.root / files.CLEAN_SHUTDOWN_MARKER).write_text("{}")
+        indexes = sorted(self.directory.glob("*.index")) + sorted(self.directory.glob("*.timeindex"))
+        victim = data.draw(st.sampled_from(indexes), label="index")
+        if how == "delete":
+            victim.unlink()
+        elif how == "garbage":
+            victim.write_bytes(victim.read_bytes() + b"\x07\x07\x07")
+        else:
+            content = victim.read_bytes()
+            victim.write_bytes(content[len(content) // 2:] + content[: len(content) // 2])
+        self.log = open_log(self.directory, self.config)
+        (self.root / files.CLEAN_SHUTDOWN_MARKER).unlink()
+
     @rule(data=st.data())
     def truncate(self, data):
         offset = data.draw(st.integers(self.log_start, self.leo), label="truncate_to")
@@ -139,10 +155,13 @@ class LogMachine(RuleBasedStateMachine):
         offset = self.log_start
         while offset < self.log.log_end_offset:
             records = self.log.read(offset, 4096).records
+            assert records, f"empty read at {offset} below the LEO {self.log.log_end_offset}"
+            before = offset
             for _, header in iter_batches(records):
                 if header.last_offset >= offset:
                     seen.append((header.base_offset, header.last_offset))
                 offset = header.next_offset
+            assert offset > before, f"read at {before} returned nothing at or after it"
         assert seen == [(b, l) for b, l, _ in self.batches if l >= self.log_start]
 
 
