@@ -119,6 +119,8 @@ class PartitionLog:
         self._unflushed_messages = 0
         self._last_flush_ms = now_ms
         self._truncations = 0  # generation: invalidates flushes planned before a truncation
+        # Set by the producer state (transactions): HW -> LSO.
+        self.stable_offset_fn: Callable[[int], int] | None = None
         self.closed = False
 
     # ----------------------------------------------------------------- open / recovery
@@ -208,8 +210,13 @@ class PartitionLog:
 
     @property
     def last_stable_offset(self) -> int:
-        """LSO: the HW until transactions arrive (issue 7)."""
-        return self.high_watermark
+        """LSO: the first offset of an open transaction, else the HW.
+
+        The producer state (kbroker.log.producer_state) installs `stable_offset_fn`; without
+        one there are no transactions and the LSO is the HW.
+        """
+        fn = self.stable_offset_fn
+        return min(fn(self.high_watermark), self.high_watermark) if fn is not None else self.high_watermark
 
     def size_bytes(self) -> int:
         """Bytes of record data on disk (all segments)."""

@@ -288,3 +288,12 @@ def test_append_as_follower_keeps_offsets(log):
     assert [(b, l) for b, l, _ in read_all(log)] == [(0, 2), (3, 3)]
     with pytest.raises(KafkaError):
         log.append_as_follower(build_batch([(b"k", b"v")], base_offset=1), now_ms=NOW_MS)
+
+
+def test_last_stable_offset_follows_the_producer_state_hook(log):
+    for i in range(3):
+        log.append(make_batch(2, tag=i), leader_epoch=0, now_ms=NOW_MS)
+    assert log.last_stable_offset == log.high_watermark == 6
+    log.stable_offset_fn = lambda high_watermark: 2  # an open transaction starting at offset 2
+    assert log.last_stable_offset == 2
+    assert log.read(0, 1000).last_stable_offset == 2
