@@ -83,6 +83,13 @@ async function consume (a) {
     maxWaitTimeInMs: 500 })
   const records = []
   const wanted = new Set(a.partitions)
+  let offsets = null // partition -> offset to read from, when the start is not earliest/latest
+  if (a.start !== 'earliest' && a.start !== 'latest') {
+    if ('timestamp' in a.start) {
+      offsets = {}
+      for (const o of await admin.fetchTopicOffsetsByTimestamp(a.topic, a.start.timestamp)) offsets[o.partition] = o.offset
+    } else offsets = a.start.offsets
+  }
   try {
     await consumer.connect()
     await consumer.subscribe({ topics: [a.topic], fromBeginning: a.start !== 'latest' })
@@ -90,14 +97,14 @@ async function consume (a) {
       autoCommit: false,
       eachBatch: async ({ batch }) => {
         if (!wanted.has(batch.partition)) return
-        for (const m of batch.messages) records.push(fromMessage(batch.partition, m))
+        // batches fetched from the beginning before seek() took effect are not what was asked for
+        const from = offsets === null ? -1 : Number(offsets[batch.partition])
+        for (const m of batch.messages) {
+          if (Number(m.offset) >= from) records.push(fromMessage(batch.partition, m))
+        }
       }
     })
-    if (a.start !== 'earliest' && a.start !== 'latest') {
-      let offsets = {}
-      if ('timestamp' in a.start) {
-        for (const o of await admin.fetchTopicOffsetsByTimestamp(a.topic, a.start.timestamp)) offsets[o.partition] = o.offset
-      } else offsets = a.start.offsets
+    if (offsets !== null) {
       for (const p of a.partitions) consumer.seek({ topic: a.topic, partition: p, offset: String(offsets[p]) })
     }
     const deadline = Date.now() + a.timeout_ms
@@ -198,6 +205,8 @@ const ops = {
     return Object.fromEntries(d.resources[0].configEntries.map((e) => [e.configName, e.configValue]))
   },
   delete_records: async (a) => {
+    // deleteTopicRecords looks the leader up in cached metadata only; fetchTopicOffsets loads it
+    await admin.fetchTopicOffsets(a.topic)
     await admin.deleteTopicRecords({ topic: a.topic, partitions: [{ partition: a.partition, offset: String(a.before) }] })
     const offsets = await admin.fetchTopicOffsets(a.topic)
     return Number(offsets.find((o) => o.partition === a.partition).low)
