@@ -61,6 +61,9 @@ class LogManager:
         self._loaded = False
         self._closed = False
         self.flush_check_interval_ms = flush_check_interval_ms
+        # Simple built-in retention; a dedicated scheduler (kbroker.log.log_scheduler, with
+        # file.delete.delay.ms and compaction) turns this off when it is wired in.
+        self.retention_enabled = True
         self.checkpoint_interval_ms = int(
             self.default_props.get("log.flush.offset.checkpoint.interval.ms", DEFAULT_CHECKPOINT_INTERVAL_MS)
         )
@@ -228,7 +231,7 @@ class LogManager:
             now_ms = self.clock.now_ms()
             await self._flush_round(now_ms)
             monotonic = self.clock.monotonic()
-            if (monotonic - last_retention) * 1000 >= self.retention_check_interval_ms:
+            if self.retention_enabled and (monotonic - last_retention) * 1000 >= self.retention_check_interval_ms:
                 last_retention = monotonic
                 self.apply_retention(now_ms)
             if (monotonic - last_checkpoint) * 1000 >= self.checkpoint_interval_ms:
