@@ -26,7 +26,7 @@ scenario("acks_1", timeout_s=60)(_make("1"))
 scenario("acks_all", timeout_s=60)(_make("all"))
 
 
-@scenario("idempotent", requires=("idempotent",), timeout_s=60)
+@scenario("idempotent", requires=("idempotent",), timeout_s=40)
 def idempotent(client: Client, ctx: Context) -> None:
     """An idempotent producer's 1,000 records are stored once each, in order."""
     topic = ctx.topic()
