@@ -99,6 +99,13 @@ class Broker:
         self.logs = LogManager([Path(d) for d in config.log_dirs], self.topic_defaults, self.clock)
         self.controller = Controller(config, self.clock)
         self.groups = GroupCoordinatorRuntime(self)
+        # issue 7: per-partition producer state and the transaction coordinator
+        from kbroker.log.producer_state import ProducerStates
+        from kbroker.txn.runtime import TransactionCoordinatorRuntime
+
+        self.producers = ProducerStates(producer_id_expiration_ms=getattr(
+            config, "producer_id_expiration_ms", 86_400_000))
+        self.txn = TransactionCoordinatorRuntime(self)
         self.server = Server(self)
         self.fetch_sessions = FetchSessionCache(config.max_incremental_fetch_session_cache_slots,
                                                 self.clock)
@@ -120,6 +127,7 @@ class Broker:
                 self.controller.add_listener(self._on_metadata)
                 self._on_metadata(None, self.controller.image)
                 await nursery.start(self.groups.run)
+                await nursery.start(self.txn.run)
                 self.bound_endpoints = await nursery.start(self.server.run)
                 self.advertised_endpoints = self._advertised(self.bound_endpoints)
                 await self._register()
@@ -148,7 +156,7 @@ class Broker:
     def _close_services(self, clean: bool) -> None:
         # The controller and the coordinator may hold logs of their own; close them first so
         # that the LogManager's clean-shutdown marker is written last.
-        for service in (self.groups, self.controller):
+        for service in (self.txn, self.groups, self.controller):
             close = getattr(service, "close", None)
             if close is not None:
                 try:
@@ -218,6 +226,7 @@ class Broker:
             if topic_id not in new.topics_by_id:
                 for partition in topic.partitions:
                     self.logs.delete_partition(topic.name, partition)
+                    self.producers.forget(topic.name, partition)
                     self.appends.notify(topic.name, partition)
                 self.fetch_sessions.forget_topic(topic.name)
                 self.fetch_sessions.forget_topic(topic_id)

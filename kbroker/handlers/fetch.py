@@ -100,7 +100,7 @@ class _Read:
     """One partition's outcome in one pass."""
 
     __slots__ = ("key", "name", "error_code", "high_watermark", "last_stable_offset",
-                 "log_start_offset", "records")
+                 "log_start_offset", "records", "aborted_transactions")
 
     def __init__(self, key: tuple, name: str | None, error_code: int = 0, high_watermark: int = -1,
                  last_stable_offset: int = -1, log_start_offset: int = -1, records: bytes = b"") -> None:
@@ -111,6 +111,7 @@ class _Read:
         self.last_stable_offset = last_stable_offset
         self.log_start_offset = log_start_offset
         self.records = records
+        self.aborted_transactions: list[dict] = []
 
 
 def _read_partition(ctx: RequestContext, image: Any, key: tuple, cached: CachedPartition,
@@ -127,6 +128,9 @@ def _read_partition(ctx: RequestContext, image: Any, key: tuple, cached: CachedP
     epoch_error = check_leader_epoch(cached.current_leader_epoch, partition.leader_epoch)
     if epoch_error:
         return _Read(key, topic.name, epoch_error)
+    producers = getattr(ctx.broker, "producers", None)
+    # issue 7: loading the producer state makes log.last_stable_offset the real LSO
+    state = producers.for_log(log) if producers is not None else None
     high_watermark = log.high_watermark
     last_stable_offset = getattr(log, "last_stable_offset", high_watermark)
     if from_follower:
@@ -139,8 +143,21 @@ def _read_partition(ctx: RequestContext, image: Any, key: tuple, cached: CachedP
     except KafkaError as exc:
         return _Read(key, topic.name, int(exc.code), high_watermark, last_stable_offset,
                      log.log_start_offset)
-    return _Read(key, topic.name, 0, result.high_watermark, result.last_stable_offset,
+    read = _Read(key, topic.name, 0, result.high_watermark, result.last_stable_offset,
                  result.log_start_offset, result.records)
+    if state is not None and isolation_level == READ_COMMITTED and result.records:
+        read.aborted_transactions = _aborted(state, cached.fetch_offset, result.records)
+    return read
+
+
+def _aborted(state: Any, fetch_offset: int, records: bytes) -> list[dict]:
+    """Aborted transactions overlapping the fetched batches (issue 7), as Kafka lists them."""
+    from protocol.records import iter_batches
+
+    upper = fetch_offset
+    for _pos, header in iter_batches(records):
+        upper = header.next_offset
+    return [txn.as_fetch_entry() for txn in state.aborted_transactions(fetch_offset, upper)]
 
 
 def _read_all(ctx: RequestContext, partitions, max_bytes: int, use_ids: bool,
@@ -188,8 +205,9 @@ def _partition_body(read: _Read, version: int, isolation_level: int) -> dict:
     body = {"partition_index": read.key[1], "error_code": read.error_code,
             "high_watermark": read.high_watermark, "last_stable_offset": read.last_stable_offset,
             "log_start_offset": read.log_start_offset,
-            # As Kafka: an (empty, until transactions land) list for read_committed, else null.
-            "aborted_transactions": [] if isolation_level == READ_COMMITTED else None,
+            # As Kafka: the aborted transactions for read_committed, else null.
+            "aborted_transactions": (read.aborted_transactions if isolation_level == READ_COMMITTED
+                                     else None),
             "records": read.records}
     if version <= 3 and read.records:
         body["records"] = down_convert(read.records, 0 if version <= 1 else 1)

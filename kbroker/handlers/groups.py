@@ -79,18 +79,22 @@ async def _find_one(ctx: RequestContext, key: str, key_type: int) -> dict:
         return {"key": key, "node_id": -1, "host": "", "port": -1, "error_code": code,
                 "error_message": message}
 
-    if key_type == KEY_TYPE_TRANSACTION:
-        # no transaction coordinator yet: clients retry, as while one is loading
-        return error(ErrorCode.COORDINATOR_NOT_AVAILABLE, "The coordinator is not available.")
-    if key_type != KEY_TYPE_GROUP:
+    if key_type not in (KEY_TYPE_GROUP, KEY_TYPE_TRANSACTION):
         return error(ErrorCode.INVALID_REQUEST, f"Unknown coordinator key type {key_type}.")
-    runtime = _runtime(ctx)
-    if runtime is None:
-        return error(_not_available_code(ctx), "The coordinator is not available.")
+    if key_type == KEY_TYPE_TRANSACTION:
+        # issue 7: the transaction coordinator (__transaction_state) is on this broker too
+        runtime = getattr(ctx.broker, "txn", None)
+        if runtime is None or not runtime.loaded:
+            return error(ErrorCode.COORDINATOR_NOT_AVAILABLE, "The coordinator is not available.")
+    else:
+        runtime = _runtime(ctx)
+        if runtime is None:
+            return error(_not_available_code(ctx), "The coordinator is not available.")
     try:
-        await runtime.ensure_offsets_topic()
+        await (runtime.ensure_state_topic() if key_type == KEY_TYPE_TRANSACTION
+               else runtime.ensure_offsets_topic())
     except KafkaError as exc:
-        logger.warning("cannot create __consumer_offsets: %s", exc)
+        logger.warning("cannot create the coordinator's internal topic: %s", exc)
         return error(ErrorCode.COORDINATOR_NOT_AVAILABLE, "The coordinator is not available.")
     endpoints = getattr(ctx.broker, "advertised_endpoints", None) or []
     if not endpoints:

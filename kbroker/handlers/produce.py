@@ -96,7 +96,11 @@ def _append(ctx: RequestContext, topic, index: int, records, api_version: int, a
             f"the min.isr requirement of {min_insync} for partition {topic.name}-{index}"))
     try:
         batch = _records_for_append(records, api_version)
-        result = log.append(batch, leader_epoch=partition.leader_epoch, now_ms=broker.clock.now_ms())
+        # issue 7: sequence/epoch checks and de-duplication through the producer state
+        from kbroker.log.producer_state import guarded_append
+
+        result = guarded_append(getattr(broker, "producers", None), log, batch,
+                                leader_epoch=partition.leader_epoch, now_ms=broker.clock.now_ms())
     except KafkaError as exc:
         return _partition_response(index, int(exc.code), error_message=exc.message)
     except DecodeError as exc:  # protocol's InvalidRecordError carries its Kafka code
