@@ -48,9 +48,11 @@ def test_find_coordinator_versions(broker):
                       {"key_type": 0, "coordinator_keys": ["a", "b"]})
         assert [(x["key"], x["error_code"], x["port"]) for x in r["coordinators"]] == [
             ("a", 0, int(port)), ("b", 0, int(port))]
+        # issue 7: the transaction coordinator answers key_type 1 (this broker)
         r = c.request(ApiKey.FIND_COORDINATOR, 4,
                       {"key_type": 1, "coordinator_keys": ["txn"]})
-        assert r["coordinators"][0]["error_code"] == ErrorCode.COORDINATOR_NOT_AVAILABLE
+        assert [(x["key"], x["error_code"], x["port"]) for x in r["coordinators"]] == [
+            ("txn", 0, int(port))]
 
 
 def test_join_sync_heartbeat_leave_on_the_wire(broker):
