@@ -318,6 +318,14 @@ class TransactionCoordinatorRuntime:
         """TxnOffsetCommit: keep offsets until the transaction ends."""
         self.pending_offsets.setdefault(producer_id, {}).setdefault(group_id, {}).update(offsets)
 
+    def has_pending_offset(self, group_id: str, topic: str, partition: int) -> bool:
+        """Whether an open transaction staged an offset for this partition of the group.
+
+        For OffsetFetch with require_stable (v7+): Kafka answers UNSTABLE_OFFSET_COMMIT then.
+        """
+        return any((topic, partition) in staged.get(group_id, {})
+                   for staged in self.pending_offsets.values())
+
     async def _settle_offsets(self, producer_id: int, commit: bool) -> None:
         staged = self.pending_offsets.pop(producer_id, None)
         if not staged or not commit:
