@@ -235,8 +235,8 @@ async def handle_offset_commit(ctx: RequestContext, request: dict) -> dict:
 
 
 def _fetch_group(ctx: RequestContext, runtime: Any, group_id: str,
-                 topics: list[dict] | None, member: tuple[str | None, int] = (None, -1)
-                 ) -> tuple[int, list[dict]]:
+                 topics: list[dict] | None, member: tuple[str | None, int] = (None, -1),
+                 require_stable: bool = False) -> tuple[int, list[dict]]:
     """(group error, response topics) for one group of an OffsetFetch."""
     wanted = None
     if topics is not None:
@@ -251,8 +251,15 @@ def _fetch_group(ctx: RequestContext, runtime: Any, group_id: str,
     else:
         code = ErrorCode.NONE
         rows = runtime.query(lambda c: c.offset_fetch(group_id, wanted))
+    # issue 7: with require_stable (v7+), offsets an open transaction staged are unstable
+    txn = getattr(ctx.broker, "txn", None) if require_stable else None
     out: dict[str, list[dict]] = {}
     for t, p, o in rows:
+        if txn is not None and code == ErrorCode.NONE and txn.has_pending_offset(group_id, t, p):
+            out.setdefault(t, []).append({
+                "partition_index": p, "committed_offset": -1, "committed_leader_epoch": -1,
+                "metadata": "", "error_code": ErrorCode.UNSTABLE_OFFSET_COMMIT})
+            continue
         out.setdefault(t, []).append({
             "partition_index": p,
             "committed_offset": o.offset if o is not None else -1,
@@ -272,10 +279,12 @@ async def handle_offset_fetch(ctx: RequestContext, request: dict) -> dict:
         for g in request.get("groups") or []:
             member = (g.get("member_id"), g.get("member_epoch", -1)) if ctx.api_version >= 9 \
                 else (None, -1)
-            code, topics = _fetch_group(ctx, runtime, g["group_id"], g.get("topics"), member)
+            code, topics = _fetch_group(ctx, runtime, g["group_id"], g.get("topics"), member,
+                                        request.get("require_stable", False))
             groups.append({"group_id": g["group_id"], "topics": topics, "error_code": code})
         return {"throttle_time_ms": 0, "groups": groups}
-    code, topics = _fetch_group(ctx, runtime, request["group_id"], request.get("topics"))
+    code, topics = _fetch_group(ctx, runtime, request["group_id"], request.get("topics"),
+                                require_stable=ctx.api_version >= 7 and request.get("require_stable", False))
     return {"throttle_time_ms": 0, "topics": topics, "error_code": code}
 
 

@@ -307,3 +307,35 @@ def test_wire_batched_add_partitions_list_and_describe_producers(broker):
                                    "producer_epoch": epoch, "committed": False})
     assert ended["error_code"] == 0
     assert describe_txn(port, txn_id)["transaction_state"] == "CompleteAbort"
+
+
+def test_offset_fetch_require_stable_sees_pending_transactional_offsets(broker):
+    """OffsetFetch v7+ with require_stable: UNSTABLE_OFFSET_COMMIT while a txn holds an offset."""
+    port = broker.port
+    topic, group = unique_topic("stable"), unique_topic("g")
+    create_topic(broker.bootstrap_servers, topic, 1)
+    txn_id = f"stable-{uuid.uuid4().hex[:8]}"
+    raw_call(port, 10, 4, {"key_type": 1, "coordinator_keys": [txn_id]})
+    raw_call(port, 10, 4, {"key_type": 0, "coordinator_keys": [group]})
+    init = {}
+    wait_until(lambda: init.update(raw_call(port, 22, 4, {
+        "transactional_id": txn_id, "transaction_timeout_ms": 60000, "producer_id": -1,
+        "producer_epoch": -1})) or init["error_code"] == 0, 20, "InitProducerId")
+    pid, epoch = init["producer_id"], init["producer_epoch"]
+    ids = {"transactional_id": txn_id, "producer_id": pid, "producer_epoch": epoch}
+    assert raw_call(port, 25, 3, {**ids, "group_id": group})["error_code"] == 0
+    commit = raw_call(port, 28, 3, {**ids, "group_id": group, "generation_id": -1, "member_id": "",
+                                    "group_instance_id": None, "topics": [{"name": topic, "partitions": [
+                                        {"partition_index": 0, "committed_offset": 7,
+                                         "committed_leader_epoch": -1, "committed_metadata": "m"}]}]})
+    assert commit["topics"][0]["partitions"][0]["error_code"] == 0
+
+    def fetch(stable: bool) -> dict:
+        body = {"group_id": group, "topics": [{"name": topic, "partition_indexes": [0]}],
+                "require_stable": stable}
+        return raw_call(port, 9, 7, body)["topics"][0]["partitions"][0]
+
+    assert fetch(True)["error_code"] == 88
+    assert (fetch(False)["error_code"], fetch(False)["committed_offset"]) == (0, -1)
+    assert raw_call(port, 26, 3, {**ids, "committed": True})["error_code"] == 0
+    assert (fetch(True)["error_code"], fetch(True)["committed_offset"]) == (0, 7)
