@@ -106,6 +106,8 @@ class GroupCoordinatorRuntime:
         self.segment_bytes: int = getattr(config, "offsets_topic_segment_bytes", 104857600)
         self.coordinator = GroupCoordinator(group_config_from(config))
         self.loaded = False
+        # issue 7: offsets of transactions open at load, by producer id, for the txn coordinator
+        self.open_txn_offsets: dict[int, list[tuple[bytes | None, bytes | None]]] = {}
         self._waiters: dict[int, _Waiter] = {}
         self._wakeup = trio.Event()
         self._create_lock = trio.Lock()
@@ -141,8 +143,11 @@ class GroupCoordinatorRuntime:
                     len(self.coordinator.groups))
 
     def _load_partition(self, log: Any, now_ms: int) -> int:
+        from kbroker.txn.offsets import TxnOffsetLoader
         from protocol.record_codec import decode_records
 
+        # issue 7: transactional offset commits apply only once their COMMIT marker is read
+        txn_loader = TxnOffsetLoader()
         offset = log.log_start_offset
         count = 0
         while offset < log.log_end_offset:
@@ -152,15 +157,15 @@ class GroupCoordinatorRuntime:
                 break
             for batch in batches:
                 offset = batch.next_offset
-                if batch.is_control:
-                    continue
-                for record in batch.records:
-                    if record.key is None:
+                for key, value in txn_loader.feed(batch):
+                    if key is None:
                         continue
-                    logical = decode_record(record.key, record.value)
+                    logical = decode_record(key, value)
                     if logical is not None:
                         self.coordinator.replay(logical, now_ms=now_ms, loading=True)
                         count += 1
+        for producer_id, pairs in txn_loader.open_transactions().items():
+            self.open_txn_offsets.setdefault(producer_id, []).extend(pairs)
         return count
 
     async def _timer_loop(self) -> None:

@@ -235,6 +235,17 @@ async def handle_txn_offset_commit(ctx: RequestContext, request: dict) -> dict:
             parts.append({"partition_index": p["partition_index"], "error_code": code})
         topics.append({"name": topic["name"], "partitions": parts})
     if staged and runtime is not None:
+        try:
+            # persisted first (a restart must find them), then staged in memory
+            runtime.write_txn_offsets(request["producer_id"], request["producer_epoch"],
+                                      request["group_id"], staged)
+        except KafkaError as exc:
+            logger.warning("TxnOffsetCommit group=%s not written: %s", request["group_id"], exc)
+            for topic in topics:
+                for part in topic["partitions"]:
+                    if (topic["name"], part["partition_index"]) in staged:
+                        part["error_code"] = COORDINATOR_NOT_AVAILABLE
+            return {"throttle_time_ms": 0, "topics": topics}
         runtime.stage_offsets(request["producer_id"], request["group_id"], staged)
     return {"throttle_time_ms": 0, "topics": topics}
 

@@ -91,6 +91,7 @@ class TransactionCoordinatorRuntime:
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         """Replay __transaction_state, finish interrupted transactions, then run timers."""
         self._load()
+        self._restage_open_offsets()
         async with self._lock:
             for markers in self.coordinator.pending_markers():
                 await self._finish(markers)
@@ -136,6 +137,21 @@ class TransactionCoordinatorRuntime:
                             count += 1
         logger.info("transaction coordinator loaded %s: records=%d transactional_ids=%d",
                     TRANSACTION_STATE_TOPIC, count, len(self.coordinator.transactions))
+
+    def _restage_open_offsets(self) -> None:
+        """Offsets of transactions still open in __consumer_offsets (found by the group loader)."""
+        from kbroker.coordinator.records import OffsetCommitRecord
+        from kbroker.coordinator.records import decode_record as decode_group_record
+
+        groups = getattr(self.broker, "groups", None)
+        for producer_id, pairs in (getattr(groups, "open_txn_offsets", None) or {}).items():
+            for key, value in pairs:
+                record = decode_group_record(key, value) if key is not None else None
+                if isinstance(record, OffsetCommitRecord) and record.value is not None:
+                    v = record.value
+                    self.stage_offsets(producer_id, record.group_id, {
+                        (record.topic, record.partition): PendingOffset(
+                            v.offset, v.leader_epoch, v.metadata, v.commit_timestamp_ms)})
 
     async def _timer_loop(self) -> None:
         while True:
@@ -325,6 +341,40 @@ class TransactionCoordinatorRuntime:
         """
         return any((topic, partition) in staged.get(group_id, {})
                    for staged in self.pending_offsets.values())
+
+    def write_txn_offsets(self, producer_id: int, producer_epoch: int, group_id: str,
+                          offsets: dict[tuple[str, int], PendingOffset]) -> None:
+        """Append staged offsets to the group's __consumer_offsets partition, transactionally.
+
+        The batch carries the producer's id and epoch, so a restart finds these offsets and
+        applies them only if the transaction's COMMIT marker follows (kbroker.txn.offsets).
+        Raises KafkaError when the partition cannot be written.
+        """
+        from kbroker.coordinator.offsets import OffsetAndMetadata
+        from kbroker.coordinator.records import OffsetCommitRecord
+        from kbroker.coordinator.records import encode_record as encode_group_record
+        from protocol.record_codec import build_batch
+        from protocol.records import read_batch_header
+
+        groups = getattr(self.broker, "groups", None)
+        topic = self.broker.controller.image.topics_by_name.get(OFFSETS_TOPIC)
+        if groups is None or topic is None:
+            raise KafkaError(COORDINATOR_NOT_AVAILABLE, f"{OFFSETS_TOPIC} is not available")
+        partition = groups.partition_for(group_id)
+        log = self.broker.partition_log(topic, partition)
+        if log is None:
+            raise KafkaError(COORDINATOR_NOT_AVAILABLE, f"{OFFSETS_TOPIC}-{partition} is not available")
+        pairs = [encode_group_record(OffsetCommitRecord(group_id, t, p, OffsetAndMetadata(
+                     o.offset, o.leader_epoch, o.metadata or "", o.commit_timestamp_ms, -1)))
+                 for (t, p), o in sorted(offsets.items())]
+        now_ms = self._now_ms()
+        batch = build_batch(pairs, base_timestamp=now_ms, producer_id=producer_id,
+                            producer_epoch=producer_epoch, is_transactional=True)
+        result = log.append(batch, leader_epoch=topic.partitions[partition].leader_epoch, now_ms=now_ms)
+        info = BatchInfo.of(read_batch_header(batch, 0))
+        self.broker.producers.for_log(log).on_append(
+            info, result.base_offset, segment_base_offset=log.active_segment.base_offset)
+        self.broker.log_appended(OFFSETS_TOPIC, partition)
 
     async def _settle_offsets(self, producer_id: int, commit: bool) -> None:
         staged = self.pending_offsets.pop(producer_id, None)

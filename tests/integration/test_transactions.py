@@ -339,3 +339,41 @@ def test_offset_fetch_require_stable_sees_pending_transactional_offsets(broker):
     assert (fetch(False)["error_code"], fetch(False)["committed_offset"]) == (0, -1)
     assert raw_call(port, 26, 3, {**ids, "committed": True})["error_code"] == 0
     assert (fetch(True)["error_code"], fetch(True)["committed_offset"]) == (0, 7)
+
+
+@pytest.mark.parametrize("kill", [False, True], ids=["graceful", "kill-9"])
+def test_transactional_offsets_survive_restart_until_commit(kill):
+    """TxnOffsetCommit, restart, then EndTxn(commit): the offset becomes visible only then."""
+    with KafkaBroker(TXN_OVERRIDES) as broker:
+        topic, group = unique_topic("toff"), unique_topic("g")
+        create_topic(broker.bootstrap_servers, topic, 1)
+        txn_id = f"toff-{uuid.uuid4().hex[:8]}"
+        raw_call(broker.port, 10, 4, {"key_type": 1, "coordinator_keys": [txn_id]})
+        raw_call(broker.port, 10, 4, {"key_type": 0, "coordinator_keys": [group]})
+        init = {}
+        wait_until(lambda: init.update(raw_call(broker.port, 22, 4, {
+            "transactional_id": txn_id, "transaction_timeout_ms": 60000, "producer_id": -1,
+            "producer_epoch": -1})) or init["error_code"] == 0, 20, "InitProducerId")
+        ids = {"transactional_id": txn_id, "producer_id": init["producer_id"],
+               "producer_epoch": init["producer_epoch"]}
+        assert raw_call(broker.port, 25, 3, {**ids, "group_id": group})["error_code"] == 0
+        commit = raw_call(broker.port, 28, 3, {
+            **ids, "group_id": group, "generation_id": -1, "member_id": "", "group_instance_id": None,
+            "topics": [{"name": topic, "partitions": [{"partition_index": 0, "committed_offset": 11,
+                                                       "committed_leader_epoch": -1,
+                                                       "committed_metadata": ""}]}]})
+        assert commit["topics"][0]["partitions"][0]["error_code"] == 0
+        broker.restart(kill=kill)
+
+        def fetch(stable: bool) -> tuple[int, int]:
+            body = {"group_id": group, "topics": [{"name": topic, "partition_indexes": [0]}],
+                    "require_stable": stable}
+            p = raw_call(broker.port, 9, 7, body)["topics"][0]["partitions"][0]
+            return p["error_code"], p["committed_offset"]
+
+        assert fetch(False) == (0, -1)            # not visible before the commit
+        assert fetch(True) == (88, -1)            # but known to be pending
+        assert raw_call(broker.port, 26, 3, {**ids, "committed": True})["error_code"] == 0
+        assert fetch(True) == (0, 11)
+        broker.restart(kill=kill)
+        assert fetch(True) == (0, 11)             # and it stays committed

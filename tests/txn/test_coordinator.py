@@ -183,3 +183,23 @@ def test_describe_and_list():
 def test_partition_is_java_hash_mod_partitions(txn_id, partitions, expected):
     # "a".hashCode() == 97; 97 % 50 == 47
     assert partition_for(txn_id, partitions) == expected
+
+
+def test_txn_offset_loader_releases_on_commit_and_drops_on_abort():
+    from protocol.record_codec import build_batch, build_control_batch, decode_batch
+
+    from kbroker.txn.offsets import TxnOffsetLoader
+
+    loader = TxnOffsetLoader()
+    plain = decode_batch(build_batch([(b"k0", b"v0")]))
+    txn_a = decode_batch(build_batch([(b"ka", b"va")], producer_id=1, producer_epoch=0,
+                                     is_transactional=True))
+    txn_b = decode_batch(build_batch([(b"kb", b"vb")], producer_id=2, producer_epoch=0,
+                                     is_transactional=True))
+    txn_c = decode_batch(build_batch([(b"kc", b"vc")], producer_id=3, producer_epoch=0,
+                                     is_transactional=True))
+    assert loader.feed(plain) == [(b"k0", b"v0")]
+    assert loader.feed(txn_a) == [] and loader.feed(txn_b) == [] and loader.feed(txn_c) == []
+    assert loader.feed(decode_batch(build_control_batch(True, 1, 0, 0))) == [(b"ka", b"va")]
+    assert loader.feed(decode_batch(build_control_batch(False, 2, 0, 0))) == []
+    assert loader.open_transactions() == {3: [(b"kc", b"vc")]}
