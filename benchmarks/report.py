@@ -156,7 +156,7 @@ def side_by_side(rows: Sequence[Measurement], brokers: Sequence[str]) -> str:
                 continue
             if len(brokers) == 2:
                 r = ratio(medians[0], medians[1])
-                cells.append(f"{r:.2f}x" if r is not None else "-")
+                cells.append("-" if r is None else f"{r:.2f}x" if r >= 0.1 else f"{r:.3f}x")
             out.append(f"| {scenario} | {LABELS.get(metric, metric)} | " + " | ".join(cells) + " |")
     errors = [row for row in rows if row.error]
     for row in errors:
