@@ -82,12 +82,19 @@ class AppendNotifier:
         return event.is_set()
 
 
+def _dynamic_broker_configs(image: Any, node_id: int) -> tuple[dict, dict]:
+    """(cluster-wide, this node's) dynamic broker configs of a metadata image."""
+    per_broker = getattr(image, "per_broker_configs", {}) or {}
+    return dict(getattr(image, "broker_configs", {}) or {}), dict(per_broker.get(node_id, {}))
+
+
 class Broker:
     """Wiring of one kbroker process: config, clock, logs, controller, groups, server."""
 
     def __init__(self, config: Any, *, clock: Clock | None = None) -> None:
         import kbroker.handlers  # noqa: F401  (registers every API handler)
         from kbroker.coordinator.runtime import GroupCoordinatorRuntime
+        from kbroker.log.log_scheduler import LogScheduler
         from kbroker.log.manager import LogManager
         from kbroker.metadata.controller import Controller
         from kbroker.server import Server
@@ -96,7 +103,9 @@ class Broker:
         self.clock = clock or Clock()
         self.node_id: int = config.node_id
         self.topic_defaults: dict[str, str] = topic_defaults(config)
-        self.logs = LogManager([Path(d) for d in config.log_dirs], self.topic_defaults, self.clock)
+        self.logs = LogManager([Path(d) for d in config.log_dirs], self._log_props(config), self.clock)
+        self.log_scheduler = LogScheduler(self.logs.all_logs, self.clock, config.raw)
+        self.logs.retention_enabled = False  # the scheduler runs retention (with file.delete.delay.ms)
         self.controller = Controller(config, self.clock)
         self.groups = GroupCoordinatorRuntime(self)
         # issue 7: per-partition producer state and the transaction coordinator
@@ -123,6 +132,7 @@ class Broker:
         try:
             async with trio.open_nursery() as nursery:
                 await nursery.start(self.logs.run)
+                await nursery.start(self.log_scheduler.run)
                 await nursery.start(self.controller.run)
                 self.controller.add_listener(self._on_metadata)
                 self._on_metadata(None, self.controller.image)
@@ -164,6 +174,7 @@ class Broker:
                 except Exception:
                     logger.exception("closing %s failed", type(service).__name__)
                     clean = False
+        self.log_scheduler.close()
         self.logs.close(clean=clean)
 
     def _advertised(self, bound: list[Endpoint]) -> list[Endpoint]:
@@ -221,10 +232,19 @@ class Broker:
         Deletions first: a topic deleted and re-created under the same name in one batch
         of records must end up with a fresh, empty log.
         """
+        if old is None or _dynamic_broker_configs(old, self.node_id) != _dynamic_broker_configs(new, self.node_id):
+            # Dynamic broker configs are topic defaults too: new logs get them, open ones now.
+            self.logs.default_props = self._log_props(self.config, new)
+            if old is not None:
+                for topic in new.topics_by_id.values():
+                    self._update_topic_config(topic)
         old_topics = old.topics_by_id if old is not None else {}
         for topic_id, topic in old_topics.items():
             if topic_id not in new.topics_by_id:
                 for partition in topic.partitions:
+                    log = self.logs.get(topic.name, partition)
+                    if log is not None:
+                        self.log_scheduler.forget(log)
                     self.logs.delete_partition(topic.name, partition)
                     self.producers.forget(topic.name, partition)
                     self.appends.notify(topic.name, partition)
@@ -241,10 +261,24 @@ class Broker:
             if before is not None and before.configs != topic.configs:
                 self._update_topic_config(topic)
 
-    def _update_topic_config(self, topic: Any) -> None:
-        from kbroker.log.log_config import LogConfig
+    def _log_props(self, config: Any, image: Any = None) -> dict[str, str]:
+        """Topic-level defaults for the logs: static broker config, then dynamic broker
+        configs (cluster-wide, then this node's), each layer converted from broker keys; plus
+        the kbroker-only log.flush.on.ack."""
+        from kbroker.log.log_config import FLUSH_ON_ACK, topic_defaults_from_broker
 
-        config = LogConfig.from_props({**self.topic_defaults, **topic.configs})
+        props = dict(self.topic_defaults)
+        if image is not None:
+            cluster, per_node = _dynamic_broker_configs(image, self.node_id)
+            props.update(topic_defaults_from_broker(cluster))
+            props.update(topic_defaults_from_broker(per_node))
+        raw = getattr(config, "raw", {}) or {}
+        if FLUSH_ON_ACK in raw:
+            props[FLUSH_ON_ACK] = str(raw[FLUSH_ON_ACK])
+        return props
+
+    def _update_topic_config(self, topic: Any) -> None:
+        config = self.logs.config_for(topic.configs)
         for partition in topic.partitions:
             log = self.logs.get(topic.name, partition)
             if log is not None:

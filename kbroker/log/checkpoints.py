@@ -40,6 +40,9 @@ def read_offsets(path: Path) -> dict[tuple[str, int], int]:
         text = path.read_text()
     except FileNotFoundError:
         return {}
+    except UnicodeDecodeError as exc:  # binary garbage (disk damage): as malformed
+        logger.warning("ignoring malformed checkpoint file=%s error=%s", path, exc)
+        return {}
     try:
         entries = _parse(text, 3)
         return {(fields[0], int(fields[1])): int(fields[2]) for fields in entries}

@@ -176,7 +176,7 @@ def plan_clean(log: Any, now_ms: int) -> CleanPlan | None:
         delete_retention_ms=config.delete_retention_ms,
         index_interval_bytes=config.index_interval_bytes,
         segment_index_bytes=config.segment_index_bytes,
-        generation=getattr(log, "_truncations", 0),
+        generation=log.truncation_generation,
     )
 
 
@@ -429,29 +429,24 @@ def swap_in(result: CleanResult) -> int:
     """
     plan = result.plan
     log = plan.log
-    if log.closed or getattr(log, "_truncations", 0) != plan.generation:
+    if log.closed or log.truncation_generation != plan.generation:
         discard(result)
         return 0
     swapped = 0
     for cleaned in result.cleaned:
         old = cleaned.snapshot.segment
-        try:
-            position = next(i for i, s in enumerate(log._segments) if s is old)
-        except StopIteration:
-            position = -1
-        if position < 0 or old.is_active or old.size != cleaned.snapshot.size:
+        still_there = any(s is old for s in log.segments)
+        if not still_there or old.is_active or old.size != cleaned.snapshot.size:
             for path in (cleaned.log_swap, cleaned.index_swap, cleaned.time_index_swap):
                 _unlink(path)
             continue
         _replace_files(old, cleaned)
-        # Hook into PartitionLog: the segment list is its own; the replacement keeps the base
-        # offset, so its parallel list of bases stays valid.
-        log._segments[position] = LogSegment(
+        new = LogSegment(
             old.directory, old.base_offset, size=cleaned.size,
             index_interval_bytes=old.index_interval_bytes, segment_index_bytes=old.segment_index_bytes,
-            handles=log._handles, created_ms=old.created_ms,
+            handles=old._handles, created_ms=old.created_ms,
         )
-        swapped += 1
+        swapped += log.replace_segment(old, new)
     result.cleaned = []
     if swapped:
         files.fsync_dir(log.directory)

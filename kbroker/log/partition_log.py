@@ -39,6 +39,7 @@ from kbroker.log import checkpoints, files
 from kbroker.log.handles import FileHandleCache, shared_cache
 from kbroker.log.leader_epoch import LeaderEpochCache
 from kbroker.log.log_config import LogConfig
+from kbroker.log.recompression import prepare_for_append
 from kbroker.log.segment import LogSegment
 
 logger = logging.getLogger(__name__)
@@ -256,6 +257,12 @@ class PartitionLog:
             raise KafkaError(CORRUPT_MESSAGE, exc.reason) from None
         if header.size != len(records):
             raise KafkaError(INVALID_RECORD, "produce request must contain exactly one record batch")
+        # compression.type and compacted-topic keys: the only reasons records are decoded here.
+        records = prepare_for_append(
+            records, compression_type=config.compression_type, compacted="compact" in config.cleanup_policy,
+            topic_partition=f"{self.topic}-{self.partition}",
+        )
+        header = read_batch_header(records, 0)
         if header.size > config.max_message_bytes:
             raise KafkaError(
                 MESSAGE_TOO_LARGE,
@@ -564,6 +571,24 @@ class PartitionLog:
         self.epochs.truncate_from_end(leo)
         self._notify(urgent=True)
         self._check_invariants()
+
+    def replace_segment(self, old: LogSegment, new: LogSegment) -> bool:
+        """Put `new` where `old` is (same base offset; the log cleaner's swap).
+
+        False when `old` is no longer an inactive segment of this log (deleted, truncated).
+        """
+        if old.is_active or new.base_offset != old.base_offset:
+            return False
+        for i, segment in enumerate(self._segments):
+            if segment is old:
+                self._segments[i] = new
+                return True
+        return False
+
+    @property
+    def truncation_generation(self) -> int:
+        """Counts truncations: work planned on the segments before one must be dropped."""
+        return self._truncations
 
     def delete_records_before(self, offset: int) -> int:
         """Move the log start offset up to `offset` (-1: the HW) and drop whole segments below it.

@@ -113,3 +113,11 @@ def test_recovery_point_beyond_the_log(killed_broker):
     stored = restart_and_read(killed_broker)
     assert stored == list(range(BATCHES * PER_BATCH))
     assert_appends_continue(killed_broker, stored)
+
+
+def test_binary_garbage_checkpoints(killed_broker):
+    for name in (files.RECOVERY_POINT_CHECKPOINT, files.LOG_START_OFFSET_CHECKPOINT, files.REPLICATION_CHECKPOINT):
+        (killed_broker.log_dir / name).write_bytes(b"\xe4\x00\xff" * 20)  # not even text
+    stored = restart_and_read(killed_broker)
+    assert stored == list(range(BATCHES * PER_BATCH))
+    assert_appends_continue(killed_broker, stored)
