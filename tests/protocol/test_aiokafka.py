@@ -24,7 +24,7 @@ from protocol.lower import api_spec
 from tests.protocol.legacy_compare import SchemaTypes, assert_same_plain, plain_ours, plain_theirs
 from tests.protocol.strategies import message_values
 
-aiokafka_protocol = pytest.importorskip("aiokafka.protocol")
+import aiokafka.protocol as aiokafka_protocol
 from aiokafka.protocol.api import RequestStruct, Response  # noqa: E402
 from aiokafka.protocol.types import Array, CompactArray, Schema, TaggedFields  # noqa: E402
 

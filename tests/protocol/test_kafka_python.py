@@ -34,7 +34,7 @@ from tests.protocol.legacy_compare import (
 )
 from tests.protocol.strategies import message_values
 
-kafka_protocol = pytest.importorskip("kafka.protocol")
+import kafka.protocol as kafka_protocol
 from kafka.protocol.api_message import ApiMessage  # noqa: E402
 from kafka.protocol.old.api import Request as OldRequest, Response as OldResponse  # noqa: E402
 from kafka.protocol.old.types import Array as OldArray, BitField, Schema as OldSchema, TaggedFields  # noqa: E402

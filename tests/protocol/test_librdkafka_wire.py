@@ -18,7 +18,7 @@ import pytest
 import protocol
 from protocol import ApiKey, ErrorCode
 
-confluent_kafka = pytest.importorskip("confluent_kafka")
+import confluent_kafka
 from confluent_kafka.admin import AdminClient  # noqa: E402
 
 TOPIC = "codec-topic"
