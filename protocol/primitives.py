@@ -433,52 +433,43 @@ class Fixed(_Compiling):
         return f"io.write({_struct_var(code, self.fmt)}.pack(obj))"
 
 
-class Uuid(_Compiling):
+class _RuntimeCall(_Compiling):
+    """A value read and written by one pair of runtime functions (named by the subclass)."""
+
+    reader: str
+    writer: str
+
+    def _emitparse(self, code: Any) -> str:
+        _import_runtime(code)
+        return f"{self.reader}(io)"
+
+    def _emitbuild(self, code: Any) -> str:
+        _import_runtime(code)
+        return f"{self.writer}(io, obj)"
+
+
+class Uuid(_RuntimeCall):
     """A 16-byte UUID, decoded as uuid.UUID."""
 
-    def _emitparse(self, code: Any) -> str:
-        _import_runtime(code)
-        return "k_read_uuid(io)"
-
-    def _emitbuild(self, code: Any) -> str:
-        _import_runtime(code)
-        return "k_write_uuid(io, obj)"
+    reader, writer = "k_read_uuid", "k_write_uuid"
 
 
-class UVarInt(_Compiling):
+class UVarInt(_RuntimeCall):
     """Kafka's unsigned varint, at most 5 bytes."""
 
-    def _emitparse(self, code: Any) -> str:
-        _import_runtime(code)
-        return "k_read_uvarint(io)"
-
-    def _emitbuild(self, code: Any) -> str:
-        _import_runtime(code)
-        return "k_write_uvarint(io, obj)"
+    reader, writer = "k_read_uvarint", "k_write_uvarint"
 
 
-class VarInt(_Compiling):
+class VarInt(_RuntimeCall):
     """Zig-zag int32 varint, at most 5 bytes."""
 
-    def _emitparse(self, code: Any) -> str:
-        _import_runtime(code)
-        return "k_read_varint(io)"
-
-    def _emitbuild(self, code: Any) -> str:
-        _import_runtime(code)
-        return "k_write_varint(io, obj)"
+    reader, writer = "k_read_varint", "k_write_varint"
 
 
-class VarLong(_Compiling):
+class VarLong(_RuntimeCall):
     """Zig-zag int64 varint, at most 10 bytes."""
 
-    def _emitparse(self, code: Any) -> str:
-        _import_runtime(code)
-        return "k_read_varlong(io)"
-
-    def _emitbuild(self, code: Any) -> str:
-        _import_runtime(code)
-        return "k_write_varlong(io, obj)"
+    reader, writer = "k_read_varlong", "k_write_varlong"
 
 
 class KString(_Compiling):
