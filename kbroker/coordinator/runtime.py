@@ -27,6 +27,7 @@ from kbroker.coordinator.coordinator import GroupConfig, GroupCoordinator, Resul
 from kbroker.coordinator.records import (CoordinatorRecord, decode_record, encode_record,
                                          partition_for)
 from kbroker.errors import KafkaError
+from kbroker.metadata.internal_topics import ensure_internal_topic, internal_partition_for
 
 if TYPE_CHECKING:
     from kbroker.broker import Broker
@@ -35,7 +36,6 @@ logger = logging.getLogger(__name__)
 
 OFFSETS_TOPIC = "__consumer_offsets"
 LOAD_READ_BYTES = 1 << 20            # bytes read per step when replaying a partition
-TOPIC_ALREADY_EXISTS = 36
 
 
 class _Waiter:
@@ -189,26 +189,16 @@ class GroupCoordinatorRuntime:
 
     def partition_for(self, group_id: str) -> int:
         """The __consumer_offsets partition that holds `group_id`."""
-        topic = self.broker.controller.image.topics_by_name.get(OFFSETS_TOPIC)
-        count = len(topic.partitions) if topic is not None else self.num_partitions
-        return partition_for(group_id, count)
+        return internal_partition_for(self.broker.controller, OFFSETS_TOPIC, group_id,
+                                      self.num_partitions, partition_for)
 
     async def ensure_offsets_topic(self) -> None:
         """Create __consumer_offsets through the controller unless it exists."""
-        if OFFSETS_TOPIC in self.broker.controller.image.topics_by_name:
-            return
-        async with self._create_lock:
-            if OFFSETS_TOPIC in self.broker.controller.image.topics_by_name:
-                return
-            configs = {"cleanup.policy": "compact", "compression.type": "producer",
-                       "segment.bytes": str(self.segment_bytes)}
-            try:
-                await self.broker.controller.create_topic(
-                    OFFSETS_TOPIC, self.num_partitions, self.replication_factor, None, configs)
-            except KafkaError as exc:
-                if exc.code != TOPIC_ALREADY_EXISTS:
-                    raise
-            logger.info("created %s partitions=%d", OFFSETS_TOPIC, self.num_partitions)
+        await ensure_internal_topic(
+            self.broker.controller, self._create_lock, OFFSETS_TOPIC, self.num_partitions,
+            self.replication_factor,
+            {"cleanup.policy": "compact", "compression.type": "producer",
+             "segment.bytes": str(self.segment_bytes)})
 
     async def _ensure_topic_if_needed(self) -> None:
         # the timer only writes when a group has something persisted, i.e. the topic exists,

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import trio
 
 from kbroker.errors import KafkaError
+from kbroker.metadata.internal_topics import ensure_internal_topic, internal_partition_for
 from kbroker.log.producer_state import BatchInfo, ProducerStates
 from kbroker.txn.coordinator import MarkerRequest, Result, TransactionCoordinator, TxnConfig
 from kbroker.txn.records import (TRANSACTION_STATE_TOPIC, decode_record, encode_record,
@@ -41,7 +42,6 @@ logger = logging.getLogger(__name__)
 
 OFFSETS_TOPIC = "__consumer_offsets"
 LOAD_READ_BYTES = 1 << 20
-TOPIC_ALREADY_EXISTS = 36
 COORDINATOR_NOT_AVAILABLE = 15
 
 
@@ -188,27 +188,17 @@ class TransactionCoordinatorRuntime:
 
     def partition_for(self, transactional_id: str) -> int:
         """The __transaction_state partition of `transactional_id`."""
-        topic = self.broker.controller.image.topics_by_name.get(TRANSACTION_STATE_TOPIC)
-        count = len(topic.partitions) if topic is not None else self.num_partitions
-        return partition_for(transactional_id, count)
+        return internal_partition_for(self.broker.controller, TRANSACTION_STATE_TOPIC,
+                                      transactional_id, self.num_partitions, partition_for)
 
     async def ensure_state_topic(self) -> None:
         """Create __transaction_state through the controller unless it exists."""
-        if TRANSACTION_STATE_TOPIC in self.broker.controller.image.topics_by_name:
-            return
-        async with self._create_lock:
-            if TRANSACTION_STATE_TOPIC in self.broker.controller.image.topics_by_name:
-                return
-            configs = {"cleanup.policy": "compact", "compression.type": "uncompressed",
-                       "min.insync.replicas": str(self.min_isr),
-                       "segment.bytes": str(self.segment_bytes), "unclean.leader.election.enable": "false"}
-            try:
-                await self.broker.controller.create_topic(
-                    TRANSACTION_STATE_TOPIC, self.num_partitions, self.replication_factor, None, configs)
-            except KafkaError as exc:
-                if exc.code != TOPIC_ALREADY_EXISTS:
-                    raise
-            logger.info("created %s partitions=%d", TRANSACTION_STATE_TOPIC, self.num_partitions)
+        await ensure_internal_topic(
+            self.broker.controller, self._create_lock, TRANSACTION_STATE_TOPIC, self.num_partitions,
+            self.replication_factor,
+            {"cleanup.policy": "compact", "compression.type": "uncompressed",
+             "min.insync.replicas": str(self.min_isr), "segment.bytes": str(self.segment_bytes),
+             "unclean.leader.election.enable": "false"})
 
     async def new_producer_id(self) -> int:
         """The next producer id, allocating a block through the metadata log when needed."""
