@@ -3,7 +3,10 @@
     python -m protocol.generate [SPEC_DIR ...] [--out DIR]
 
 With no SPEC_DIR the inputs are ../shared/kafka-spec (beside the repository), then
-protocol/metadata_records and protocol/coordinator_records when they exist. The output is
+protocol/spec_overlay (hand-written specs of later Kafka versions, see its README.md),
+protocol/metadata_records and protocol/coordinator_records when they exist. A spec in a later
+folder replaces the one of the same API key and type (or data schema name) from an earlier
+folder; two in the same folder are an error. The output is
 deterministic: one module per API (request and response together) and one per data schema,
 each a declarative table of `FieldSpec`s, plus an index in messages/__init__.py. Spec comments
 and "about" texts are not copied.
@@ -23,6 +26,7 @@ from protocol.spec import PRIMITIVE_TYPES, VersionRange
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SPEC_DIRS = (
     REPO_ROOT.parent / "shared" / "kafka-spec",
+    REPO_ROOT / "protocol" / "spec_overlay",
     REPO_ROOT / "protocol" / "metadata_records",
     REPO_ROOT / "protocol" / "coordinator_records",
 )
@@ -193,17 +197,20 @@ def generate(spec_dirs: list[Path]) -> dict[str, str]:
     for spec_dir in spec_dirs:
         if not spec_dir.is_dir():
             continue
+        seen_here: set[tuple[str, object]] = set()   # duplicates only count within a folder
         for path in sorted(spec_dir.glob("*.json")):
             doc = load_spec(path)
             kind = doc.get("type")
             if kind in API_KINDS:
                 slot = apis.setdefault(int(doc["apiKey"]), {})
-                if kind in slot:
+                if (kind, int(doc["apiKey"])) in seen_here:
                     raise SpecError(f"{path}: duplicate {kind} for api key {doc['apiKey']}")
-                slot[kind] = (doc, path.name)
+                seen_here.add((kind, int(doc["apiKey"])))
+                slot[kind] = (doc, path.name)     # a later folder overrides (spec_overlay)
             elif kind in DATA_KINDS:
-                if doc["name"] in data:
+                if ("data", doc["name"]) in seen_here:
                     raise SpecError(f"{path}: duplicate data schema {doc['name']}")
+                seen_here.add(("data", doc["name"]))
                 data[doc["name"]] = (doc, path.name)
             elif kind == "header":
                 continue  # headers are hand-written in protocol/headers.py

@@ -6,7 +6,7 @@ REQUEST = MessageSpec(
     name='ConsumerGroupDescribeRequest',
     kind='request',
     api_key=69,
-    valid_versions=(0, 0),
+    valid_versions=(0, 1),
     flexible_versions=(0, None),
     fields=(
         F('group_ids', 'string', (0, None), array=True),
@@ -18,7 +18,7 @@ RESPONSE = MessageSpec(
     name='ConsumerGroupDescribeResponse',
     kind='response',
     api_key=69,
-    valid_versions=(0, 0),
+    valid_versions=(0, 1),
     flexible_versions=(0, None),
     fields=(
         F('throttle_time_ms', 'int32', (0, None)),
@@ -53,6 +53,7 @@ RESPONSE = MessageSpec(
                         F('partitions', 'int32', (0, None), array=True),
                     )),
                 )),
+                F('member_type', 'int8', (1, None), default=-1),
             )),
             F('authorized_operations', 'int32', (0, None), default=-2147483648),
         )),

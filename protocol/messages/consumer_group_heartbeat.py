@@ -6,7 +6,7 @@ REQUEST = MessageSpec(
     name='ConsumerGroupHeartbeatRequest',
     kind='request',
     api_key=68,
-    valid_versions=(0, 0),
+    valid_versions=(0, 1),
     flexible_versions=(0, None),
     fields=(
         F('group_id', 'string', (0, None)),
@@ -16,6 +16,7 @@ REQUEST = MessageSpec(
         F('rack_id', 'string', (0, None), nullable=(0, None), default=None),
         F('rebalance_timeout_ms', 'int32', (0, None), default=-1),
         F('subscribed_topic_names', 'string', (0, None), array=True, nullable=(0, None), default=None),
+        F('subscribed_topic_regex', 'string', (1, None), nullable=(1, None), default=None),
         F('server_assignor', 'string', (0, None), nullable=(0, None), default=None),
         F('topic_partitions', 'TopicPartitions', (0, None), array=True, nullable=(0, None), default=None, fields=(
             F('topic_id', 'uuid', (0, None)),
@@ -28,7 +29,7 @@ RESPONSE = MessageSpec(
     name='ConsumerGroupHeartbeatResponse',
     kind='response',
     api_key=68,
-    valid_versions=(0, 0),
+    valid_versions=(0, 1),
     flexible_versions=(0, None),
     fields=(
         F('throttle_time_ms', 'int32', (0, None)),
