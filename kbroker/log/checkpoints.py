@@ -51,11 +51,11 @@ def read_offsets(path: Path) -> dict[tuple[str, int], int]:
         return {}
 
 
-def write_epochs(path: Path, epochs: Iterable[tuple[int, int]]) -> None:
+def write_epochs(path: Path, epochs: Iterable[tuple[int, int]], *, fsync: bool = True) -> None:
     """Write a leader-epoch checkpoint: ``epoch start_offset`` lines in epoch order."""
     entries = list(epochs)
     lines = [str(CHECKPOINT_VERSION), str(len(entries))] + [f"{e} {o}" for e, o in entries]
-    write_atomically(path, ("\n".join(lines) + "\n").encode())
+    write_atomically(path, ("\n".join(lines) + "\n").encode(), fsync=fsync)
 
 
 def read_epochs(path: Path) -> list[tuple[int, int]]:

@@ -87,10 +87,12 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def write_atomically(path: Path, data: bytes) -> None:
+def write_atomically(path: Path, data: bytes, *, fsync: bool = True) -> None:
     """Replace `path` with `data`: write a temporary file, fsync it, rename, fsync the dir.
 
     A crash leaves either the old or the new content, never a mix (Kafka's CheckpointFile).
+    Without `fsync` the rename still replaces the file whole, but the new content may be lost
+    in a crash until the caller fsyncs the file and its directory (`fsync_paths`).
     """
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
@@ -99,11 +101,13 @@ def write_atomically(path: Path, data: bytes) -> None:
         while view:
             written = os.write(fd, view)
             view = view[written:]
-        os.fsync(fd)
+        if fsync:
+            os.fsync(fd)
     finally:
         os.close(fd)
     os.replace(tmp, path)
-    fsync_dir(path.parent)
+    if fsync:
+        fsync_dir(path.parent)
 
 
 def fsync_paths(paths: list[Path]) -> None:

@@ -2,6 +2,12 @@
 
 Persisted in the partition's ``leader-epoch-checkpoint`` whenever it changes (rare: once per
 leader change), and answering OffsetForLeaderEpoch through `end_offset_for`.
+
+A new epoch seen on append is written without fsync (as Kafka does since KAFKA-15046): the
+first produce to each of many partitions must not cost an fsync each. The partition log
+fsyncs the file (`sync`, `unsynced_path`) before it moves its recovery point, and recovery
+rebuilds the epochs of everything above the recovery point from the batches, so a crash
+loses no epoch of data that recovery would keep.
 """
 
 from __future__ import annotations
@@ -9,7 +15,7 @@ from __future__ import annotations
 from bisect import bisect_right
 from pathlib import Path
 
-from kbroker.log import checkpoints
+from kbroker.log import checkpoints, files
 
 UNDEFINED_EPOCH = -1
 UNDEFINED_EPOCH_OFFSET = -1
@@ -20,6 +26,7 @@ class LeaderEpochCache:
 
     def __init__(self, path: Path, entries: list[tuple[int, int]] | None = None) -> None:
         self.path = path
+        self._unsynced = False  # written without fsync since the last `sync`
         self._entries: list[tuple[int, int]] = []
         for epoch, start in entries or []:
             self._add(epoch, start)
@@ -56,7 +63,7 @@ class LeaderEpochCache:
         """Record that `epoch` starts at `start_offset` if it is new; persists on change."""
         changed = self._add(epoch, start_offset)
         if changed:
-            self.write()
+            self.write(fsync=False)
         return changed
 
     def truncate_from_end(self, end_offset: int) -> None:
@@ -92,6 +99,18 @@ class LeaderEpochCache:
             return requested_epoch, higher_start
         return self._entries[higher - 1][0], higher_start
 
-    def write(self) -> None:
-        """Persist atomically."""
-        checkpoints.write_epochs(self.path, self._entries)
+    def write(self, *, fsync: bool = True) -> None:
+        """Persist atomically (durably unless `fsync` is False: then `sync` must follow)."""
+        checkpoints.write_epochs(self.path, self._entries, fsync=fsync)
+        self._unsynced = not fsync
+
+    @property
+    def unsynced_path(self) -> Path | None:
+        """The checkpoint path while a write awaits its fsync (for a flush in a worker thread)."""
+        return self.path if self._unsynced else None
+
+    def sync(self) -> None:
+        """fsync the checkpoint file and its directory if a write has not been yet."""
+        if self._unsynced:
+            files.fsync_paths([self.path, self.path.parent])
+            self._unsynced = False

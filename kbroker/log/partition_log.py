@@ -417,6 +417,11 @@ class PartitionLog:
         for segment in self._segments[i:-1]:
             segment.flush(fsync=False)
             paths += [segment.log_path, segment.index_path, segment.time_index_path]
+        epochs_path = self.epochs.unsynced_path
+        if epochs_path is not None:
+            # Stays marked unsynced: the next full flush fsyncs it again (cheap, and no race
+            # with a write made while the worker thread runs).
+            paths.append(epochs_path)
         paths.append(self.directory)
         return paths, self.active_segment.base_offset, self._truncations
 
@@ -652,6 +657,7 @@ class PartitionLog:
         i = max(bisect_right(self._bases, self.recovery_point) - 1, 0)
         for segment in self._segments[i:]:
             segment.flush(fsync=True)
+        self.epochs.sync()  # epochs of the flushed data are durable before the recovery point moves
         self.recovery_point = self.log_end_offset
         self._unflushed_messages = 0
         if now_ms is not None:
