@@ -1,11 +1,22 @@
 """One client connection: read size-prefixed frames, dispatch, write responses in order.
 
 Shape (STYLE.md convention 6): the connection's own task is the *reader*; it reads one
-frame, decodes it, awaits its handler and puts the encoded response on a bounded memory
-channel. A second task, the *writer*, drains that channel to the socket, joining whatever
-is queued into one `send_all`. Requests on one connection are handled one at a time, as
-Kafka does, so responses leave in request order without sequence numbers; the channel
-lets the reader go on with the next request while a large response is still being sent.
+frame, decodes it, awaits its handler and writes the encoded response itself when nothing
+is waiting to be written and the socket takes all of it (the common case: no task switch
+per request). Otherwise the rest of the response goes on a bounded memory channel drained
+by a second task, the *writer*, which sends whatever is queued with one sendmsg; meanwhile
+the reader goes on with the next request. Requests on one connection are handled one at a
+time, as Kafka does, and a response is written directly only while the channel is empty,
+so responses leave in request order without sequence numbers.
+
+Frames are read into buffers the connection owns (`FrameReader`): small ones into one
+receive buffer that is reused, a large one straight into a buffer of its size, which is
+kept for the next large frame. Decoded records are memoryview slices of that buffer; a
+buffer is written over only when no slice of it is alive any more (a bytearray refuses to
+resize while exported, which is the test), else a new one is taken.
+
+Fairness: the lean transport does not yield when the socket has data, so the reader
+checkpoints every `CHECKPOINT_EVERY` requests; a pipelining client cannot starve the rest.
 
 Limits: a frame whose size prefix is negative or above `socket.request.max.bytes` closes
 the connection before its body is read; a malformed request (protocol.DecodeError) closes
@@ -17,69 +28,134 @@ supported keys, any other API closes the connection.
 from __future__ import annotations
 
 import logging
+import struct
 from typing import TYPE_CHECKING, Any
 
 import trio
 
+import protocol
 from kbroker.dispatch import HANDLERS, CloseConnection, RequestContext, supported_versions
+from kbroker.transport import Transport, open_transport
 
 if TYPE_CHECKING:
     from kbroker.broker import Broker
 
 logger = logging.getLogger(__name__)
 
-RECEIVE_BYTES = 65536          # bytes asked of the socket per read when idle
+FIRST_BUFFER_BYTES = 4096      # receive buffer of a new connection (idle ones stay small)
+RECEIVE_BYTES = 65536          # receive buffer once traffic grows; larger frames get their own
+LARGE_KEEP_BYTES = 2 << 20     # a large-frame buffer up to this size is kept for the next one
 RESPONSE_QUEUE_DEFAULT = 32    # responses waiting for the writer before the reader blocks
+CHECKPOINT_EVERY = 16          # requests served without yielding before the reader yields
 API_VERSIONS_KEY = 18
 UNSUPPORTED_VERSION = 35
+_SIZE = struct.Struct(">i")
 
 
 class FrameTooLarge(Exception):
     """The size prefix announced a frame above the limit (or a negative size)."""
 
 
+def _exported(buffer: bytearray) -> bool:
+    """True while a memoryview of `buffer` (e.g. a records slice) is still alive."""
+    try:
+        buffer.append(0)  # a bytearray cannot resize while exported
+    except BufferError:
+        return True
+    del buffer[-1]
+    return False
+
+
 class FrameReader:
     """Splits a byte stream into frames without reading past a bounded size.
 
-    `next_frame()` returns the frame body (size prefix removed) as bytes, or None at a
-    clean end of stream. A size over `max_frame_bytes` raises FrameTooLarge before any of
-    the body is read; a stream ending inside a frame returns None (a truncated frame is
-    dropped with the connection).
+    `next_frame()` returns the frame body (size prefix removed) as a memoryview of a
+    buffer owned by the reader, or None at a clean end of stream. A size over
+    `max_frame_bytes` raises FrameTooLarge before any of the body is read; a stream ending
+    inside a frame returns None (a truncated frame is dropped with the connection).
     """
 
-    def __init__(self, stream: trio.abc.ReceiveStream, max_frame_bytes: int) -> None:
-        self._stream = stream
+    def __init__(self, transport: Transport, max_frame_bytes: int) -> None:
+        self._transport = transport
         self._max_frame_bytes = max_frame_bytes
-        self._buffer = bytearray()
+        self._buffer = bytearray(FIRST_BUFFER_BYTES)
+        self._start = 0   # first byte not yet returned
+        self._end = 0     # end of the bytes received
+        self._large: bytearray | None = None
         self.truncated_bytes = 0  # bytes of an incomplete frame at end of stream
-
-    async def _fill(self, wanted: int) -> bool:
-        """Read until the buffer holds `wanted` bytes; False at end of stream."""
-        buffer = self._buffer
-        while len(buffer) < wanted:
-            data = await self._stream.receive_some(max(RECEIVE_BYTES, wanted - len(buffer)))
-            if not data:
-                self.truncated_bytes = len(buffer)
-                return False
-            buffer += data
-        return True
 
     def buffered(self) -> int:
         """Bytes already received and not yet returned."""
-        return len(self._buffer)
+        return self._end - self._start
 
-    async def next_frame(self) -> bytes | None:
+    def _make_room(self, wanted: int) -> None:
+        """Arrange that `wanted` bytes from `_start` fit in the buffer, moving or growing it."""
+        buffer = self._buffer
+        pending = self._end - self._start
+        if self._start + wanted <= len(buffer):
+            return  # room after what is buffered: no move, no check (rewound when full)
+        size = len(buffer)
+        if wanted > size:
+            size = min(RECEIVE_BYTES, max(wanted, size * 4))
+        if size != len(buffer) or _exported(buffer):
+            fresh = bytearray(size)  # old frames may still be referenced: never write over them
+            fresh[:pending] = buffer[self._start:self._end]
+            self._buffer = fresh
+        elif pending:
+            buffer[:pending] = buffer[self._start:self._end]
+        self._start, self._end = 0, pending
+
+    async def _fill(self, wanted: int) -> bool:
+        """Read until `wanted` bytes from `_start` are buffered; False at end of stream."""
+        if self._end - self._start >= wanted:
+            return True
+        self._make_room(wanted)
+        buffer = self._buffer
+        while self._end - self._start < wanted:
+            with memoryview(buffer) as view:
+                count = await self._transport.recv_into(view[self._end:])
+            if not count:
+                self.truncated_bytes = self._end - self._start
+                return False
+            self._end += count
+            if self._end == len(buffer) and len(buffer) < RECEIVE_BYTES \
+                    and self._end - self._start < wanted:
+                self._make_room(min(RECEIVE_BYTES, len(buffer) * 4))  # traffic is flowing: grow
+                buffer = self._buffer
+        return True
+
+    def _large_buffer(self, size: int) -> memoryview:
+        """A writable view of exactly `size` bytes for one large frame."""
+        large = self._large
+        if large is None or len(large) < size or _exported(large):
+            large = bytearray(size)
+        self._large = large if len(large) <= LARGE_KEEP_BYTES else None
+        return memoryview(large)[:size]
+
+    async def next_frame(self) -> memoryview | None:
         """The next frame body, or None at end of stream."""
         if not await self._fill(4):
             return None
-        size = int.from_bytes(self._buffer[:4], "big", signed=True)
+        size = _SIZE.unpack_from(self._buffer, self._start)[0]
         if size < 0 or size > self._max_frame_bytes:
             raise FrameTooLarge(size)
-        if not await self._fill(4 + size):
-            return None
-        with memoryview(self._buffer) as view:
-            frame = bytes(view[4:4 + size])
-        del self._buffer[:4 + size]
+        if 4 + size <= RECEIVE_BYTES:
+            if not await self._fill(4 + size):
+                return None
+            begin = self._start + 4
+            self._start = begin + size
+            return memoryview(self._buffer)[begin:begin + size]
+        # A large frame: received straight into its own buffer (no growing, no copy after).
+        frame = self._large_buffer(size)
+        have = self._end - self._start - 4
+        frame[:have] = memoryview(self._buffer)[self._start + 4:self._end]
+        self._start = self._end  # consumed; rewinding waits for the export check
+        while have < size:
+            count = await self._transport.recv_into(frame[have:])
+            if not count:
+                self.truncated_bytes = 4 + have
+                return None
+            have += count
         return frame
 
 
@@ -89,6 +165,7 @@ class Connection:
     def __init__(self, broker: "Broker", stream: trio.abc.Stream, peer: str) -> None:
         self.broker = broker
         self.stream = stream
+        self.transport = open_transport(stream)
         self.peer = peer
         self.state: dict[str, Any] = {}
         self._idle = True                     # waiting for a frame (safe to cancel at once)
@@ -96,6 +173,7 @@ class Connection:
         self.last_active = trio.current_time()  # when the last request was read
         self._closing = False
         self._read_scope: trio.CancelScope | None = None
+        self._queued = 0                      # responses handed to the writer, not yet written
         self.requests_handled = 0
 
     def close_if_idle_since(self, cutoff: float) -> bool:
@@ -116,7 +194,7 @@ class Connection:
     async def run(self) -> None:
         """Serve the connection; returns when it is closed. Never raises for client faults."""
         queue_size = max(1, min(RESPONSE_QUEUE_DEFAULT, self.broker.config.queued_max_requests))
-        send_channel, receive_channel = trio.open_memory_channel[bytes](queue_size)
+        send_channel, receive_channel = trio.open_memory_channel[Any](queue_size)
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._write_loop, receive_channel)
@@ -127,25 +205,38 @@ class Connection:
         finally:
             with trio.CancelScope(shield=True):
                 with trio.move_on_after(1):
-                    await self.stream.aclose()
+                    await self.transport.aclose()
 
-    async def _write_loop(self, receive_channel: trio.MemoryReceiveChannel[bytes]) -> None:
+    async def _write_loop(self, receive_channel: trio.MemoryReceiveChannel[Any]) -> None:
+        """Write what the reader could not write at once (backlog only), in order."""
         async with receive_channel:
             async for data in receive_channel:
-                # Join whatever else is already queued: one syscall for pipelined responses.
                 chunks = [data]
-                while True:
+                while True:  # whatever else is queued goes in the same sendmsg
                     try:
                         chunks.append(receive_channel.receive_nowait())
                     except (trio.WouldBlock, trio.EndOfChannel):
                         break
                 try:
-                    await self.stream.send_all(chunks[0] if len(chunks) == 1 else b"".join(chunks))
+                    await self.transport.send_chunks(chunks)
                 except (trio.BrokenResourceError, trio.ClosedResourceError):
                     logger.debug("connection closed while writing peer=%s", self.peer)
                     return
+                finally:
+                    self._queued -= len(chunks)
 
-    async def _read_loop(self, send_channel: trio.MemorySendChannel[bytes]) -> None:
+    async def _send(self, response: bytes, send_channel: trio.MemorySendChannel[Any]) -> None:
+        """Write `response` now if nothing is queued before it, else (or the rest) via the writer."""
+        if self._queued == 0:
+            sent = self.transport.send_now(response)
+            if sent == len(response):
+                return
+            if sent:
+                response = memoryview(response)[sent:]
+        self._queued += 1
+        await send_channel.send(response)
+
+    async def _read_loop(self, send_channel: trio.MemorySendChannel[Any]) -> None:
         # One cancel scope for the whole loop (not one per frame, and no per-request
         # deadline: each costs ~10-20 us a request). `close_when_idle` and the server's idle
         # reaper cancel it only while the reader waits for a frame, and a frame that arrives
@@ -162,8 +253,9 @@ class Connection:
                         self.peer, self.broker.config.connections_max_idle_ms)
 
     async def _serve_frames(self, scope: trio.CancelScope,
-                            send_channel: trio.MemorySendChannel[bytes]) -> None:
-        reader = FrameReader(self.stream, self.broker.config.socket_request_max_bytes)
+                            send_channel: trio.MemorySendChannel[Any]) -> None:
+        reader = FrameReader(self.transport, self.broker.config.socket_request_max_bytes)
+        unyielded = 0
         while not self._closing:
             self._idle = reader.buffered() == 0
             try:
@@ -183,16 +275,20 @@ class Connection:
                                 self.peer, reader.truncated_bytes)
                 return
             response = await self._handle(frame)
+            del frame  # the frame's buffer is reused only once nothing refers to it
             if response is CLOSE:
                 return
             if response is not None:
-                await send_channel.send(response)
+                await self._send(response, send_channel)
             self.requests_handled += 1
+            unyielded += 1
+            if unyielded >= CHECKPOINT_EVERY:
+                # the lean transport does not yield while data is ready: let others run
+                unyielded = 0
+                await trio.lowlevel.checkpoint()
 
-    async def _handle(self, frame: bytes) -> bytes | None | object:
+    async def _handle(self, frame: memoryview) -> bytes | None | object:
         """Decode, dispatch, encode. Returns the size-prefixed response, None, or CLOSE."""
-        import protocol  # bound at first use; the module is cached after that
-
         try:
             header, body = protocol.decode_request(frame)
         except protocol.UnsupportedVersionError as exc:
@@ -207,7 +303,7 @@ class Connection:
         entry = HANDLERS.get(api_key)
         if entry is None or not entry.min_version <= api_version <= entry.max_version:
             return self._unsupported(header, "no handler for this version")
-        ctx = RequestContext(self.broker, header, api_version, header.get("client_id"),
+        ctx = RequestContext(self.broker, header, api_version, header["client_id"],
                              self.peer, self.state)
         try:
             result = await entry.fn(ctx, body)
@@ -223,13 +319,10 @@ class Connection:
             return CLOSE
         if result is None:
             return None
-        payload = protocol.encode_response(api_key, api_version, header["correlation_id"], result)
-        return len(payload).to_bytes(4, "big") + payload
+        return protocol.encode_response_frame(api_key, api_version, header["correlation_id"], result)
 
     def _unsupported(self, header: dict, reason: str) -> bytes | object:
         """Answer an unknown key/version as Kafka does (see module docstring)."""
-        import protocol
-
         api_key = header.get("request_api_key")
         api_version = header.get("request_api_version")
         if api_key != API_VERSIONS_KEY:
@@ -241,14 +334,13 @@ class Connection:
             "api_keys": [{"api_key": key, "min_version": lo, "max_version": hi}
                          for key, (lo, hi) in supported_versions().items()],
         }
-        payload = protocol.encode_response(API_VERSIONS_KEY, 0, header.get("correlation_id", 0), body)
-        return len(payload).to_bytes(4, "big") + payload
+        return protocol.encode_response_frame(API_VERSIONS_KEY, 0, header.get("correlation_id", 0), body)
 
 
 CLOSE = object()  # sentinel: close the connection after what is already queued
 
 
-def _peek_api(frame: bytes) -> tuple[int | None, int | None]:
+def _peek_api(frame: bytes | memoryview) -> tuple[int | None, int | None]:
     """The api key and version of a frame too broken to decode (for the log line)."""
     if len(frame) < 4:
         return None, None
