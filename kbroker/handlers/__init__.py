@@ -61,8 +61,8 @@ REGISTRY: dict[int, tuple[str, int, int]] = {
     61: ("transactions", 0, 0),      # DescribeProducers
     65: ("transactions", 0, 0),      # DescribeTransactions
     66: ("transactions", 0, 1),      # ListTransactions
-    68: ("groups", 0, 0),            # ConsumerGroupHeartbeat
-    69: ("groups", 0, 0),            # ConsumerGroupDescribe
+    68: ("groups", 0, 1),            # ConsumerGroupHeartbeat (v1: Kafka 4.0 overlay)
+    69: ("groups", 0, 1),            # ConsumerGroupDescribe (v1: Kafka 4.0 overlay)
 }
 
 
