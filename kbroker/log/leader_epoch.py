@@ -1,13 +1,13 @@
 """Leader epoch cache of one partition: (epoch, start offset) pairs, Kafka's LeaderEpochFileCache.
 
-Persisted in the partition's ``leader-epoch-checkpoint`` whenever it changes (rare: once per
-leader change), and answering OffsetForLeaderEpoch through `end_offset_for`.
+Persisted in the partition's ``leader-epoch-checkpoint`` (changes are rare: once per leader
+change), and answering OffsetForLeaderEpoch through `end_offset_for`.
 
-A new epoch seen on append is written without fsync (as Kafka does since KAFKA-15046): the
-first produce to each of many partitions must not cost an fsync each. The partition log
-fsyncs the file (`sync`, `unsynced_path`) before it moves its recovery point, and recovery
-rebuilds the epochs of everything above the recovery point from the batches, so a crash
-loses no epoch of data that recovery would keep.
+A new epoch seen on append is only noted (the first produce to each of many partitions must
+not cost a file creation and an fsync each; Kafka stopped fsyncing it on that path too,
+KAFKA-15046). The partition log makes the file durable (`sync`, `prepare_background_sync`)
+before it moves its recovery point, and recovery rebuilds the epochs of everything above the
+recovery point from the batches, so a crash loses no epoch of data that recovery keeps.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from __future__ import annotations
 from bisect import bisect_right
 from pathlib import Path
 
-from kbroker.log import checkpoints, files
+from kbroker.log import checkpoints
 
 UNDEFINED_EPOCH = -1
 UNDEFINED_EPOCH_OFFSET = -1
@@ -26,7 +26,7 @@ class LeaderEpochCache:
 
     def __init__(self, path: Path, entries: list[tuple[int, int]] | None = None) -> None:
         self.path = path
-        self._unsynced = False  # written without fsync since the last `sync`
+        self._dirty = False  # entries changed since the file was last made durable
         self._entries: list[tuple[int, int]] = []
         for epoch, start in entries or []:
             self._add(epoch, start)
@@ -60,10 +60,10 @@ class LeaderEpochCache:
         return True
 
     def assign(self, epoch: int, start_offset: int) -> bool:
-        """Record that `epoch` starts at `start_offset` if it is new; persists on change."""
+        """Record that `epoch` starts at `start_offset` if it is new (written by the next flush)."""
         changed = self._add(epoch, start_offset)
         if changed:
-            self.write(fsync=False)
+            self._dirty = True
         return changed
 
     def truncate_from_end(self, end_offset: int) -> None:
@@ -99,18 +99,28 @@ class LeaderEpochCache:
             return requested_epoch, higher_start
         return self._entries[higher - 1][0], higher_start
 
-    def write(self, *, fsync: bool = True) -> None:
-        """Persist atomically (durably unless `fsync` is False: then `sync` must follow)."""
-        checkpoints.write_epochs(self.path, self._entries, fsync=fsync)
-        self._unsynced = not fsync
+    def write(self) -> None:
+        """Persist atomically and durably."""
+        checkpoints.write_epochs(self.path, self._entries)
+        self._dirty = False
 
     @property
-    def unsynced_path(self) -> Path | None:
-        """The checkpoint path while a write awaits its fsync (for a flush in a worker thread)."""
-        return self.path if self._unsynced else None
+    def dirty(self) -> bool:
+        """True while the file lags the entries (a new epoch was assigned since the last write)."""
+        return self._dirty
 
     def sync(self) -> None:
-        """fsync the checkpoint file and its directory if a write has not been yet."""
-        if self._unsynced:
-            files.fsync_paths([self.path, self.path.parent])
-            self._unsynced = False
+        """Write the file durably if it lags the entries."""
+        if self._dirty:
+            self.write()
+
+    def prepare_background_sync(self) -> Path | None:
+        """Write a lagging file without fsync and return its path for a worker thread to fsync.
+
+        The cache stays dirty, so the next `sync` writes it durably again: a new epoch assigned
+        while the worker runs is never taken for durable.
+        """
+        if not self._dirty:
+            return None
+        checkpoints.write_epochs(self.path, self._entries, fsync=False)
+        return self.path

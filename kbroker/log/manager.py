@@ -6,7 +6,7 @@ from their recovery point. The marker is removed once the dir is loaded and writ
 `close(clean=True)` after every log is flushed.
 
 Background (`run`): fsync logs whose rolled segments await it or whose ``flush.ms`` elapsed,
-apply retention, and rewrite the per-dir checkpoint files (recovery points, high watermarks,
+close segment descriptors left idle (`FileHandleCache.close_idle`), apply retention, and rewrite the per-dir checkpoint files (recovery points, high watermarks,
 log start offsets) when they changed.
 """
 
@@ -22,7 +22,7 @@ from typing import Any, Iterable, Mapping
 import trio
 
 from kbroker.log import checkpoints, files
-from kbroker.log.handles import FileHandleCache
+from kbroker.log.handles import DEFAULT_MAX_OPEN, FileHandleCache
 from kbroker.log.log_config import LogConfig
 from kbroker.log.partition_log import PartitionLog
 
@@ -46,7 +46,7 @@ class LogManager:
         default_props: Mapping[str, str],
         clock: Any,
         *,
-        max_open_files: int = 256,
+        max_open_files: int = DEFAULT_MAX_OPEN,
         flush_check_interval_ms: int = FLUSH_CHECK_INTERVAL_MS,
     ) -> None:
         self.log_dirs = [Path(d) for d in log_dirs]
@@ -230,6 +230,8 @@ class LogManager:
                 return
             now_ms = self.clock.now_ms()
             await self._flush_round(now_ms)
+            # Segment files unused for a while give their descriptors back (issue 8).
+            self.handles.close_idle()
             monotonic = self.clock.monotonic()
             if self.retention_enabled and (monotonic - last_retention) * 1000 >= self.retention_check_interval_ms:
                 last_retention = monotonic

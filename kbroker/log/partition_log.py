@@ -417,10 +417,8 @@ class PartitionLog:
         for segment in self._segments[i:-1]:
             segment.flush(fsync=False)
             paths += [segment.log_path, segment.index_path, segment.time_index_path]
-        epochs_path = self.epochs.unsynced_path
+        epochs_path = self.epochs.prepare_background_sync()
         if epochs_path is not None:
-            # Stays marked unsynced: the next full flush fsyncs it again (cheap, and no race
-            # with a write made while the worker thread runs).
             paths.append(epochs_path)
         paths.append(self.directory)
         return paths, self.active_segment.base_offset, self._truncations

@@ -5,9 +5,11 @@ descriptor (O_APPEND); reads are ``os.pread`` slices, located through the offset
 header-only scan that never touches record payloads. `recover` re-reads every batch with its
 CRC32C, truncates the file at the first torn or corrupt batch and rebuilds both indexes.
 
-Segments of a partition other than the active one keep no descriptor: reads borrow one from a
-shared `FileHandleCache`, and their indexes are loaded (and sanity-checked, rebuilt when
-damaged) on first use.
+No segment owns a descriptor: reads and appends borrow one from the broker-wide
+`FileHandleCache` (an O_APPEND one for the active segment), which opens files on first use and
+closes them beyond its cap or when idle, so open descriptors stay bounded however many
+partitions there are. Indexes are loaded (and sanity-checked, rebuilt when damaged) on first
+use and hold no descriptor.
 """
 
 from __future__ import annotations
@@ -75,7 +77,7 @@ class LogSegment:
         self.segment_index_bytes = segment_index_bytes
         self.created_ms = created_ms
         self._handles = handles
-        self._fd: int | None = None  # own read/append descriptor while active
+        self._active = False  # receives appends (its cached descriptor is an O_APPEND one)
         self._offset_index: OffsetIndex | None = None
         self._time_index: TimeIndex | None = None
         self._next_offset: int | None = base_offset if size == 0 else None
@@ -115,7 +117,7 @@ class LogSegment:
                 pass
         segment._offset_index = OffsetIndex(segment.index_path, base_offset, segment._max_offset_entries)
         segment._time_index = TimeIndex(segment.time_index_path, base_offset, segment._max_time_entries)
-        segment.activate()
+        segment.activate(create=True)
         return segment
 
     @property
@@ -136,19 +138,23 @@ class LogSegment:
     def _max_time_entries(self) -> int:
         return self.segment_index_bytes // 12
 
-    def activate(self) -> None:
-        """Open the segment's own descriptor for appends (it becomes the active segment)."""
-        if self._fd is None:
-            self._handles.evict(self.log_path)
-            self._fd = os.open(self.log_path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+    def activate(self, *, create: bool = False) -> None:
+        """Make this the active segment (appends allowed); `create` makes its ``.log`` file.
+
+        The append descriptor itself is taken from the handle cache when needed.
+        """
+        if create:
+            self._handles.get(self.log_path, writable=True, create=True)
+        self._active = True
 
     @property
     def is_active(self) -> bool:
-        """True while the segment holds its own append descriptor."""
-        return self._fd is not None
+        """True while the segment is the partition's active (appendable) segment."""
+        return self._active
 
     def _read_fd(self) -> int:
-        return self._fd if self._fd is not None else self._handles.get(self.log_path)
+        # The active segment asks for its O_APPEND descriptor so reads and appends share one.
+        return self._handles.get(self.log_path, writable=self._active)
 
     # ----------------------------------------------------------------- indexes and stats
 
@@ -260,7 +266,8 @@ class LogSegment:
         `header` describes the (last) batch: its last offset and max timestamp are what the
         indexes need. On a failed write the file is cut back so no torn batch remains.
         """
-        assert self._fd is not None, "append to an inactive segment"
+        assert self._active, "append to an inactive segment"
+        fd = self._handles.get(self.log_path, writable=True)
         position = self.size
         if header.max_timestamp > self._max_timestamp:
             self._max_timestamp = header.max_timestamp
@@ -272,11 +279,11 @@ class LogSegment:
         view = memoryview(data)
         try:
             while view:
-                written = os.write(self._fd, view)
+                written = os.write(fd, view)
                 view = view[written:]
         except OSError:
             try:
-                os.ftruncate(self._fd, position)
+                os.ftruncate(fd, position)
             except OSError:
                 logger.exception("cannot cut back a failed write segment=%s", self.log_path)
             raise
@@ -291,14 +298,15 @@ class LogSegment:
 
     def _iter_headers(self, start: int, end: int) -> Iterator[tuple[int, BatchHeader]]:
         """(position, header) of each complete batch between `start` and `end`, header reads only."""
-        fd = self._read_fd()
         pos = start
         buf = b""
         buf_start = start
         while end - pos >= BATCH_OVERHEAD:
             off = pos - buf_start
             if off < 0 or off + BATCH_OVERHEAD > len(buf):
-                buf = os.pread(fd, min(_HEADER_READ_BYTES, end - pos), pos)
+                # The descriptor is fetched per read: between two yields the caller may have
+                # used the cache and closed the one fetched before.
+                buf = os.pread(self._read_fd(), min(_HEADER_READ_BYTES, end - pos), pos)
                 buf_start, off = pos, 0
                 if len(buf) < BATCH_OVERHEAD:
                     return
@@ -482,11 +490,8 @@ class LogSegment:
         return result
 
     def _truncate_file(self, position: int) -> None:
-        if self._fd is not None:
-            os.ftruncate(self._fd, position)
-        else:
-            self._handles.evict(self.log_path)
-            os.truncate(self.log_path, position)
+        # By path: open descriptors (read-only or O_APPEND) stay valid and see the new size.
+        os.truncate(self.log_path, position)
 
     def truncate_to(self, offset: int) -> int:
         """Remove batches whose last offset is >= `offset`; returns the bytes removed.
@@ -519,8 +524,11 @@ class LogSegment:
         if self._time_index is not None:
             self._time_index.flush(fsync)
         if fsync:
-            if self._fd is not None:
-                os.fsync(self._fd)
+            # fsync covers the file whichever descriptor asks; a closed one is not reopened
+            # into the cache just for this.
+            fd = self._handles.peek(self.log_path)
+            if fd is not None:
+                os.fsync(fd)
             else:
                 fd = os.open(self.log_path, os.O_RDONLY)
                 try:
@@ -529,13 +537,14 @@ class LogSegment:
                     os.close(fd)
 
     def deactivate(self) -> None:
-        """The segment stops being active (roll, close): final time index entry, close the fd."""
+        """The segment stops being active (roll, close): final time index entry, indexes written.
+
+        Its cached descriptor (an O_APPEND one) stays for reads until the cache drops it.
+        """
         if self._time_index is not None and self._stats_known and self._max_timestamp >= 0:
             self._time_index.maybe_append(self._max_timestamp, self._offset_of_max_timestamp)
         self.flush(fsync=False)
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+        self._active = False
 
     def close(self) -> None:
         """Write indexes and release descriptors (no fsync: callers flush first if needed)."""
@@ -544,9 +553,7 @@ class LogSegment:
 
     def delete(self) -> None:
         """Close and remove the segment's files."""
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+        self._active = False
         self._handles.evict(self.log_path)
         for path in (self.log_path, self.index_path, self.time_index_path):
             try:

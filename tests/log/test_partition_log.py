@@ -202,8 +202,25 @@ def test_leader_epochs_answer_offset_for_leader_epoch(log, tmp_path):
     assert log.end_offset_for_leader_epoch(2) == (1, 2)
     assert log.end_offset_for_leader_epoch(0) == (0, 0)
     assert log.end_offset_for_leader_epoch(4) == (-1, -1)
+    # A new epoch on append is written by the next flush, not by the append itself.
+    assert not (log.directory / files.LEADER_EPOCH_CHECKPOINT).exists()
+    log.flush()
     text = (log.directory / files.LEADER_EPOCH_CHECKPOINT).read_text()
     assert text == "0\n2\n1 0\n3 2\n"
+
+
+def test_rolled_flush_plan_writes_the_epoch_checkpoint_before_the_recovery_point_moves(tmp_path):
+    log = open_log(tmp_path / "t-0", config=small_config(segment_bytes=1000))
+    for i in range(12):
+        log.append(make_batch(1, tag=i, value_size=200), leader_epoch=2 + i // 6, now_ms=NOW_MS)
+    paths, offset, generation = log.rolled_flush_plan()
+    checkpoint = log.directory / files.LEADER_EPOCH_CHECKPOINT
+    assert checkpoint in paths
+    assert checkpoint.read_text() == "0\n2\n2 0\n3 6\n"
+    files.fsync_paths(paths)
+    log.complete_rolled_flush(offset, generation)
+    assert log.recovery_point == offset > 0
+    log.close()
 
 
 def test_truncate_to_removes_the_tail_and_appends_continue(log):

@@ -92,10 +92,6 @@ class LogMachine(RuleBasedStateMachine):
     def reopen_after_crash(self, tail):
         # kill -9: written bytes survive (page cache), indexes and checkpoints may lag.
         active = self.log.active_segment.log_path
-        for segment in self.log.segments:
-            if segment._fd is not None:
-                os.close(segment._fd)
-                segment._fd = None
         self.log._handles.close_all()
         self.log.closed = True
         with open(active, "ab") as f:
