@@ -41,6 +41,7 @@ from uuid import UUID
 # Kafka error codes used here
 NONE = 0
 INVALID_REQUEST = 42
+INVALID_REGULAR_EXPRESSION = 131
 UNKNOWN_MEMBER_ID = 25
 FENCED_MEMBER_EPOCH = 110
 UNSUPPORTED_ASSIGNOR = 112
@@ -81,6 +82,9 @@ class ConsumerMember:
     rebalance_timeout_ms: int
     subscribed_topic_names: list[str]
     server_assignor: str | None
+    subscribed_topic_regex: str | None = None
+    # topics the regex matched at the member's last heartbeat (re-resolved on every one)
+    resolved_regex_topics: frozenset[str] = frozenset()
     member_epoch: int = 0
     previous_member_epoch: int = -1
     state: MemberState = MemberState.STABLE
@@ -88,6 +92,14 @@ class ConsumerMember:
     pending_revocation: Assignment = field(default_factory=dict)
     session_deadline_ms: int = 0
     revocation_deadline_ms: int | None = None
+
+    def topics(self) -> set[str]:
+        """Subscribed topic names plus the topics the regex currently matches."""
+        return set(self.subscribed_topic_names) | self.resolved_regex_topics
+
+    def left_temporarily(self) -> bool:
+        """A static member that sent epoch -2: its assignment waits for its return."""
+        return self.member_epoch == STATIC_LEAVE_EPOCH
 
 
 @dataclass(slots=True)
@@ -101,6 +113,9 @@ class ConsumerGroup:
     target: dict[str, Assignment] = field(default_factory=dict)
     subscription_metadata: dict[str, tuple[UUID, int]] = field(default_factory=dict)
     assignor_name: str = "uniform"
+    # what __consumer_offsets holds for this group: (record type, member id) -> value
+    # (kept by GroupCoordinator.replay; writes are the difference to the live state)
+    persisted: dict[tuple[int, str | None], object] = field(default_factory=dict)
 
     def state(self) -> str:
         """Kafka's state name for ListGroups/ConsumerGroupDescribe."""
@@ -108,14 +123,14 @@ class ConsumerGroup:
             return "Empty"
         if self.group_epoch != self.assignment_epoch:
             return "Assigning"
-        if any(m.member_epoch != self.assignment_epoch or m.state is not MemberState.STABLE
-               for m in self.members.values()):
+        if any((m.member_epoch != self.assignment_epoch or m.state is not MemberState.STABLE)
+               and not m.left_temporarily() for m in self.members.values()):
             return "Reconciling"
         return "Stable"
 
     def subscribed_topics(self) -> set[str]:
         """Union of the members' subscriptions."""
-        return {t for m in self.members.values() for t in m.subscribed_topic_names}
+        return {t for m in self.members.values() for t in m.topics()}
 
     def owner_elsewhere(self, member_id: str, topic_id: UUID, partition: int) -> bool:
         """True if another member still holds (or is revoking) the partition."""
@@ -133,11 +148,11 @@ class ConsumerGroup:
 def _eligible(members: list[ConsumerMember], topics: dict[str, TopicInfo]
               ) -> dict[tuple[UUID, int], list[str]]:
     out: dict[tuple[UUID, int], list[str]] = {}
-    for name in sorted({t for m in members for t in m.subscribed_topic_names}):
+    for name in sorted({t for m in members for t in m.topics()}):
         info = topics.get(name)
         if info is None:
             continue
-        subs = [m.member_id for m in members if name in m.subscribed_topic_names]
+        subs = [m.member_id for m in members if name in m.topics()]
         for p in range(info.partitions):
             out[(info.topic_id, p)] = subs
     return out
@@ -190,11 +205,11 @@ def range_assign(members: list[ConsumerMember], topics: dict[str, TopicInfo],
                  current: dict[str, Assignment]) -> dict[str, Assignment]:
     """Per topic, contiguous ranges to the subscribed members in member id order."""
     owned: dict[str, set[tuple[UUID, int]]] = {m.member_id: set() for m in members}
-    for name in sorted({t for m in members for t in m.subscribed_topic_names}):
+    for name in sorted({t for m in members for t in m.topics()}):
         info = topics.get(name)
         if info is None:
             continue
-        subs = sorted(m.member_id for m in members if name in m.subscribed_topic_names)
+        subs = sorted(m.member_id for m in members if name in m.topics())
         per, extra = divmod(info.partitions, len(subs))
         start = 0
         for i, mid in enumerate(subs):

@@ -27,7 +27,13 @@ from kbroker.coordinator import consumer_group as cg
 from kbroker.coordinator.consumer_group import ConsumerGroup, ConsumerMember, TopicInfo
 from kbroker.coordinator.group import ClassicGroup, GroupState, Member
 from kbroker.coordinator.offsets import OffsetAndMetadata, is_expired
-from kbroker.coordinator.records import (CoordinatorRecord, GroupMetadataRecord,
+from kbroker.coordinator.topic_regex import InvalidRegex, compile_topic_regex, matching_topics
+from kbroker.coordinator.records import (CG_CURRENT_ASSIGNMENT, CG_MEMBER_METADATA,
+                                         CG_METADATA, CG_PARTITION_METADATA,
+                                         CG_TARGET_MEMBER, CG_TARGET_METADATA,
+                                         ConsumerGroupRecord, ConsumerMemberAssignment,
+                                         ConsumerMemberMetadata, CoordinatorRecord,
+                                         FrozenAssignment, GroupMetadataRecord,
                                          GroupMetadataSnapshot, MemberRecord, OffsetCommitRecord)
 
 logger = logging.getLogger(__name__)
@@ -54,6 +60,22 @@ UNRELEASED_INSTANCE_ID = 111
 STALE_MEMBER_EPOCH = 113
 
 NEW_MEMBER_JOIN_TIMEOUT_MS = 5 * 60 * 1000   # Kafka's hard-coded limit for a first join
+
+# Kafka's MemberState byte values in ConsumerGroupCurrentMemberAssignmentValue.State
+_STATE_CODES = {cg.MemberState.STABLE: 1, cg.MemberState.UNREVOKED_PARTITIONS: 2,
+                cg.MemberState.UNRELEASED_PARTITIONS: 3}
+_STATE_BY_CODE = {v: k for k, v in _STATE_CODES.items()}
+_MISSING = object()
+MEMBER_TYPE_CONSUMER = 1     # ConsumerGroupDescribe v1 MemberType (0 would be classic)
+
+
+def _freeze(a: cg.Assignment) -> FrozenAssignment:
+    return tuple(sorted(((t, tuple(sorted(ps))) for t, ps in a.items() if ps),
+                        key=lambda x: str(x[0])))
+
+
+def _thaw(a: FrozenAssignment) -> cg.Assignment:
+    return {t: frozenset(ps) for t, ps in a}
 
 
 @dataclass(frozen=True, slots=True)
@@ -674,6 +696,7 @@ class GroupCoordinator:
                 if consumer.members:
                     errors[group_id] = NON_EMPTY_GROUP
                 else:
+                    self._records.extend(self._consumer_tombstones(consumer))
                     self._records.extend(self._tombstones(group) if group is not None
                                          else [GroupMetadataRecord(group_id, None)])
                     errors[group_id] = NONE
@@ -788,13 +811,19 @@ class GroupCoordinator:
 
     def consumer_group_heartbeat(self, request: dict, *, client_id: str, client_host: str,
                                  topic_info: Callable[[str], TopicInfo | None],
-                                 now_ms: int) -> Result:
-        """ConsumerGroupHeartbeat v0 (see consumer_group.py for the rules)."""
+                                 now_ms: int, api_version: int = 0,
+                                 topic_names: Callable[[], Iterable[str]] | None = None
+                                 ) -> Result:
+        """ConsumerGroupHeartbeat v0-1 (see consumer_group.py for the rules).
+
+        `topic_names` lists the topics of the metadata image (regex subscriptions, v1).
+        """
         group_id = request.get("group_id") or ""
         member_id = request.get("member_id") or ""
         epoch = request["member_epoch"]
         instance_id = request.get("instance_id")
         subscribed = request.get("subscribed_topic_names")
+        regex = request.get("subscribed_topic_regex") if api_version >= 1 else None
         assignor = request.get("server_assignor")
         owned = cg.owned_from_request(request.get("topic_partitions"))
 
@@ -803,10 +832,19 @@ class GroupCoordinator:
                                  "member_id": None, "member_epoch": 0,
                                  "heartbeat_interval_ms": 0, "assignment": None})
 
+        def unknown() -> Result:
+            return error(UNKNOWN_MEMBER_ID, f"Member {member_id} is not a member of "
+                                            f"group {group_id}.")
+
+        # request validation, in Kafka 4.0's order
+        if api_version >= 1 and not member_id:
+            return error(cg.INVALID_REQUEST, "MemberId can't be empty.")
         if not group_id:
             return error(cg.INVALID_REQUEST, "GroupId can't be empty.")
         if instance_id == "":
             return error(cg.INVALID_REQUEST, "InstanceId can't be empty.")
+        if request.get("rack_id") == "":
+            return error(cg.INVALID_REQUEST, "RackId can't be empty.")
         if epoch < cg.STATIC_LEAVE_EPOCH:
             return error(cg.INVALID_REQUEST, f"MemberEpoch {epoch} is invalid.")
         if epoch != 0 and not member_id:
@@ -818,9 +856,22 @@ class GroupCoordinator:
             if owned:
                 return error(cg.INVALID_REQUEST,
                              "TopicPartitions must be empty when (re-)joining.")
-            if subscribed is None:
+            if subscribed is None and api_version == 0:
                 return error(cg.INVALID_REQUEST,
                              "SubscribedTopicNames must be set in first request.")
+            if subscribed is None and regex is None:
+                return error(cg.INVALID_REQUEST, "Either SubscribedTopicNames or "
+                                                 "SubscribedTopicRegex must be non-null when "
+                                                 "(re-)joining.")
+        if epoch == cg.STATIC_LEAVE_EPOCH and instance_id is None:
+            return error(cg.INVALID_REQUEST, "InstanceId can't be null.")
+        if regex:
+            try:
+                compile_topic_regex(regex)
+            except InvalidRegex as exc:
+                return error(cg.INVALID_REGULAR_EXPRESSION,
+                             f"SubscribedTopicRegex `{regex}` is not a valid regular "
+                             f"expression: {exc}.")
         if assignor is not None and assignor not in self.config.consumer_assignors:
             return error(cg.UNSUPPORTED_ASSIGNOR,
                          f"ServerAssignor {assignor} is not supported. Supported assignors: "
@@ -830,12 +881,36 @@ class GroupCoordinator:
             return error(GROUP_ID_NOT_FOUND, f"Group {group_id} is not a consumer group.")
 
         group = self.consumer_groups.get(group_id)
+        static = None
+        if group is not None and instance_id is not None:
+            static = next((m for m in group.members.values() if m.instance_id == instance_id),
+                          None)
         bump = False     # one group epoch bump per heartbeat, whatever changed
         if epoch in (cg.LEAVE_EPOCH, cg.STATIC_LEAVE_EPOCH):
-            if group is None or member_id not in group.members:
-                return error(UNKNOWN_MEMBER_ID, f"Member {member_id} is not a member of "
-                                                f"group {group_id}.")
-            self._remove_consumer_member(group, member_id)
+            if group is None:
+                return unknown()
+            if instance_id is not None:
+                if static is None:
+                    return error(UNKNOWN_MEMBER_ID, f"Instance id {instance_id} is unknown.")
+                if static.member_id != member_id:
+                    return error(FENCED_INSTANCE_ID, f"Static member {member_id} with instance "
+                                                     f"id {instance_id} was fenced by member "
+                                                     f"{static.member_id}.")
+            if member_id not in group.members:
+                return unknown()
+            if epoch == cg.STATIC_LEAVE_EPOCH:
+                # KIP-848 static leave: the member (and its assignment) stays until it comes
+                # back with the same instance id or its session timeout passes
+                leaving = group.members[member_id]
+                leaving.previous_member_epoch = leaving.member_epoch
+                leaving.member_epoch = cg.STATIC_LEAVE_EPOCH
+                leaving.revocation_deadline_ms = None
+                self._sync_consumer_group(group)
+                logger.info("consumer group=%s static member=%s (%s) left temporarily",
+                            group_id, member_id, instance_id)
+            else:
+                self._remove_consumer_member(group, member_id)
+                self._sync_consumer_group(group)
             return self._result({"error_code": NONE, "error_message": None,
                                  "member_id": member_id, "member_epoch": epoch,
                                  "heartbeat_interval_ms": 0, "assignment": None})
@@ -843,31 +918,56 @@ class GroupCoordinator:
             if group is None:
                 group = ConsumerGroup(group_id, assignor_name=self.config.consumer_assignors[0])
                 self.consumer_groups[group_id] = group
-            if instance_id is not None:
-                bound = next((m for m in group.members.values()
-                              if m.instance_id == instance_id), None)
-                if bound is not None and bound.member_id != member_id:
+            new_id = member_id or cg.new_member_id()
+            if static is not None and static.member_id != new_id:
+                if not static.left_temporarily():
                     return error(UNRELEASED_INSTANCE_ID,
-                                 f"Static member {instance_id} is still in use.")
-            if member_id in group.members:
-                # a re-join: start over with nothing owned
-                self._remove_consumer_member(group, member_id)
-            elif len(group.members) >= self.config.consumer_max_size:
-                return error(GROUP_MAX_SIZE_REACHED, f"The consumer group has reached its "
-                                                     f"maximum capacity of "
-                                                     f"{self.config.consumer_max_size} members.")
-            member = ConsumerMember(
-                member_id=member_id or cg.new_member_id(), instance_id=instance_id,
-                rack_id=request.get("rack_id"), client_id=client_id, client_host=client_host,
-                rebalance_timeout_ms=request["rebalance_timeout_ms"],
-                subscribed_topic_names=sorted(subscribed or []), server_assignor=assignor)
-            group.members[member.member_id] = member
-            bump = True
+                                 f"Static member {static.member_id} with instance id "
+                                 f"{instance_id} is not released yet.")
+                member = self._replace_static_member(group, static, new_id)
+            else:
+                member = None
+            if member is None:
+                if new_id in group.members:
+                    # a re-join: start over with nothing owned
+                    self._remove_consumer_member(group, new_id)
+                elif len(group.members) >= self.config.consumer_max_size:
+                    return error(GROUP_MAX_SIZE_REACHED,
+                                 f"The consumer group has reached its maximum capacity of "
+                                 f"{self.config.consumer_max_size} members.")
+                member = ConsumerMember(
+                    member_id=new_id, instance_id=instance_id,
+                    rack_id=request.get("rack_id"), client_id=client_id,
+                    client_host=client_host,
+                    rebalance_timeout_ms=request["rebalance_timeout_ms"],
+                    subscribed_topic_names=sorted(subscribed or []), server_assignor=assignor,
+                    subscribed_topic_regex=regex or None)
+                group.members[member.member_id] = member
+                bump = True
+            else:
+                member.client_id, member.client_host = client_id, client_host
+                member.rebalance_timeout_ms = request["rebalance_timeout_ms"]
+                if request.get("rack_id") is not None:
+                    member.rack_id = request["rack_id"]
+                if subscribed is not None and sorted(subscribed) != member.subscribed_topic_names:
+                    member.subscribed_topic_names = sorted(subscribed)
+                    bump = True
+                if regex is not None and (regex or None) != member.subscribed_topic_regex:
+                    member.subscribed_topic_regex = regex or None
+                    bump = True
+                if assignor is not None:
+                    member.server_assignor = assignor
         else:
             member = group.members.get(member_id) if group is not None else None
+            if instance_id is not None and group is not None:
+                if static is None:
+                    return error(UNKNOWN_MEMBER_ID, f"Instance id {instance_id} is unknown.")
+                if static.member_id != member_id:
+                    return error(FENCED_INSTANCE_ID, f"Static member {member_id} with instance "
+                                                     f"id {instance_id} was fenced by member "
+                                                     f"{static.member_id}.")
             if member is None:
-                return error(UNKNOWN_MEMBER_ID, f"Member {member_id} is not a member of "
-                                                f"group {group_id}.")
+                return unknown()
             if epoch != member.member_epoch and not (
                     epoch == member.previous_member_epoch and owned is not None
                     and cg.is_subset(owned, member.assigned)):
@@ -878,12 +978,25 @@ class GroupCoordinator:
             if subscribed is not None and sorted(subscribed) != member.subscribed_topic_names:
                 member.subscribed_topic_names = sorted(subscribed)
                 bump = True
-            if assignor is not None:
+            if regex is not None and (regex or None) != member.subscribed_topic_regex:
+                member.subscribed_topic_regex = regex or None
+                bump = True
+            if assignor is not None and assignor != member.server_assignor:
                 member.server_assignor = assignor
+                bump = True
             if request.get("rebalance_timeout_ms", -1) != -1:
                 member.rebalance_timeout_ms = request["rebalance_timeout_ms"]
         member.session_deadline_ms = now_ms + self.config.consumer_session_timeout_ms
 
+        # regex subscriptions are resolved against the current metadata image on every
+        # heartbeat, so topics created or deleted since are picked up
+        if member.subscribed_topic_regex and topic_names is not None:
+            resolved = matching_topics(member.subscribed_topic_regex, topic_names())
+        else:
+            resolved = frozenset()
+        if resolved != member.resolved_regex_topics:
+            member.resolved_regex_topics = resolved
+            bump = True
         metadata = {}
         for name in sorted(group.subscribed_topics()):
             info = topic_info(name)
@@ -894,10 +1007,12 @@ class GroupCoordinator:
             bump = True
         if bump:
             group.group_epoch += 1
+        before = dict(member.assigned)
         if group.group_epoch > group.assignment_epoch:
             cg.compute_target(group, self._topic_infos(group))
-        before = dict(member.assigned)
         cg.reconcile(group, member, owned, now_ms)
+        # written before the answer leaves: a restarted broker knows this epoch/assignment
+        self._sync_consumer_group(group)
         send = (epoch == 0 or member.assigned != before
                 or (owned is not None and owned != member.assigned))
         assignment = None
@@ -909,6 +1024,21 @@ class GroupCoordinator:
                              "member_id": member.member_id, "member_epoch": member.member_epoch,
                              "heartbeat_interval_ms": self.config.consumer_heartbeat_interval_ms,
                              "assignment": assignment})
+
+    def _replace_static_member(self, group: ConsumerGroup, old: ConsumerMember,
+                               new_id: str) -> ConsumerMember:
+        """A static member back within its session timeout: same assignment, new member id."""
+        del group.members[old.member_id]
+        target = group.target.pop(old.member_id, None)
+        old_id = old.member_id
+        old.member_id = new_id
+        old.member_epoch = old.previous_member_epoch
+        group.members[new_id] = old
+        if target is not None:
+            group.target[new_id] = target
+        logger.info("consumer group=%s static member %s replaced %s (instance %s)",
+                    group.group_id, new_id, old_id, old.instance_id)
+        return old
 
     @staticmethod
     def _topic_infos(group: ConsumerGroup) -> dict[str, TopicInfo]:
@@ -946,10 +1076,129 @@ class GroupCoordinator:
                     "member_epoch": m.member_epoch, "client_id": m.client_id,
                     "client_host": m.client_host,
                     "subscribed_topic_names": m.subscribed_topic_names,
-                    "subscribed_topic_regex": None,
+                    "subscribed_topic_regex": m.subscribed_topic_regex,
                     "assignment": wire(m.assigned),
                     "target_assignment": wire(group.target.get(m.member_id, {})),
+                    "member_type": MEMBER_TYPE_CONSUMER,
                 } for m in group.members.values()]}
+
+    # ------------------------------------------------------------------ KIP-848 persistence
+
+    @staticmethod
+    def _consumer_state_records(group: ConsumerGroup) -> dict[tuple[int, str | None], object]:
+        """The group as Kafka's records 3-8 would describe it now, keyed (type, member)."""
+        out: dict[tuple[int, str | None], object] = {
+            (CG_METADATA, None): group.group_epoch,
+            (CG_PARTITION_METADATA, None): tuple(
+                (tid, name, n) for name, (tid, n) in sorted(group.subscription_metadata.items())),
+            (CG_TARGET_METADATA, None): group.assignment_epoch,
+        }
+        for m in group.members.values():
+            out[(CG_MEMBER_METADATA, m.member_id)] = ConsumerMemberMetadata(
+                instance_id=m.instance_id, rack_id=m.rack_id, client_id=m.client_id,
+                client_host=m.client_host,
+                subscribed_topic_names=tuple(m.subscribed_topic_names),
+                subscribed_topic_regex=m.subscribed_topic_regex,
+                rebalance_timeout_ms=m.rebalance_timeout_ms, server_assignor=m.server_assignor)
+            out[(CG_TARGET_MEMBER, m.member_id)] = _freeze(group.target.get(m.member_id, {}))
+            out[(CG_CURRENT_ASSIGNMENT, m.member_id)] = ConsumerMemberAssignment(
+                member_epoch=m.member_epoch, previous_member_epoch=m.previous_member_epoch,
+                state=_STATE_CODES[m.state], assigned=_freeze(m.assigned),
+                pending_revocation=_freeze(m.pending_revocation))
+        return out
+
+    def _sync_consumer_group(self, group: ConsumerGroup) -> None:
+        """Queue the records that bring __consumer_offsets to the group's current state.
+
+        Only what changed since the last write is written; what went away is tombstoned
+        (member records first, as Kafka removes a member before bumping the epoch). `replay`
+        then records what is persisted.
+        """
+        want = self._consumer_state_records(group)
+        have = group.persisted
+        for (rtype, mid) in sorted((k for k in have if k not in want),
+                                   key=lambda k: (-k[0], k[1] or "")):
+            self._records.append(ConsumerGroupRecord(group.group_id, rtype, mid, None))
+        order = (CG_MEMBER_METADATA, CG_PARTITION_METADATA, CG_METADATA, CG_TARGET_MEMBER,
+                 CG_TARGET_METADATA, CG_CURRENT_ASSIGNMENT)
+        for key in sorted((k for k, v in want.items() if have.get(k, _MISSING) != v),
+                          key=lambda k: (order.index(k[0]), k[1] or "")):
+            self._records.append(ConsumerGroupRecord(group.group_id, key[0], key[1], want[key]))
+
+    def _consumer_tombstones(self, group: ConsumerGroup) -> list[CoordinatorRecord]:
+        """Tombstones for everything a deleted KIP-848 group persisted."""
+        return [ConsumerGroupRecord(group.group_id, rtype, mid, None)
+                for (rtype, mid) in sorted(group.persisted, key=lambda k: (-k[0], k[1] or ""))]
+
+    def _replay_consumer(self, record: ConsumerGroupRecord, loading: bool) -> None:
+        group = self.consumer_groups.get(record.group_id)
+        if group is None:
+            if record.value is None or not loading:
+                return
+            group = ConsumerGroup(record.group_id,
+                                  assignor_name=self.config.consumer_assignors[0])
+            self.consumer_groups[record.group_id] = group
+        key = (record.record_type, record.member_id)
+        if record.value is None:
+            group.persisted.pop(key, None)
+            if loading and record.record_type == CG_METADATA and not group.members:
+                # the group was deleted: forget what its earlier records said
+                group.persisted.clear()
+        else:
+            group.persisted[key] = record.value
+
+    def finish_load(self, now_ms: int) -> None:
+        """Build the KIP-848 groups from the records replayed at load.
+
+        Members keep their ids, epochs and assignments; their session timers start now.
+        """
+        for group_id, group in list(self.consumer_groups.items()):
+            if group.members:
+                continue
+            p = group.persisted
+            if (CG_METADATA, None) not in p:
+                del self.consumer_groups[group_id]
+                continue
+            group.group_epoch = p[(CG_METADATA, None)]
+            group.assignment_epoch = p.get((CG_TARGET_METADATA, None), 0)
+            group.subscription_metadata = {
+                name: (tid, n) for tid, name, n in p.get((CG_PARTITION_METADATA, None), ())}
+            group.target = {}
+            for (rtype, mid), value in p.items():
+                if rtype == CG_TARGET_MEMBER:
+                    group.target[mid] = _thaw(value)
+            for (rtype, mid), meta in sorted(p.items(), key=lambda kv: (kv[0][0], kv[0][1] or "")):
+                if rtype != CG_MEMBER_METADATA:
+                    continue
+                current = p.get((CG_CURRENT_ASSIGNMENT, mid))
+                member = ConsumerMember(
+                    member_id=mid, instance_id=meta.instance_id, rack_id=meta.rack_id,
+                    client_id=meta.client_id, client_host=meta.client_host,
+                    rebalance_timeout_ms=meta.rebalance_timeout_ms,
+                    subscribed_topic_names=list(meta.subscribed_topic_names),
+                    server_assignor=meta.server_assignor,
+                    subscribed_topic_regex=meta.subscribed_topic_regex,
+                    session_deadline_ms=now_ms + self.config.consumer_session_timeout_ms)
+                if member.subscribed_topic_regex:
+                    try:
+                        member.resolved_regex_topics = matching_topics(
+                            member.subscribed_topic_regex, group.subscription_metadata)
+                    except InvalidRegex:
+                        pass
+                if current is not None:
+                    member.member_epoch = current.member_epoch
+                    member.previous_member_epoch = current.previous_member_epoch
+                    member.state = _STATE_BY_CODE.get(current.state, cg.MemberState.STABLE)
+                    member.assigned = _thaw(current.assigned)
+                    member.pending_revocation = _thaw(current.pending_revocation)
+                    if member.state is cg.MemberState.UNREVOKED_PARTITIONS:
+                        member.revocation_deadline_ms = now_ms + max(
+                            member.rebalance_timeout_ms, 0)
+                group.members[mid] = member
+            group.assignor_name = next((m.server_assignor for m in group.members.values()
+                                        if m.server_assignor), group.assignor_name)
+            logger.info("consumer group=%s restored: epoch=%d members=%d", group_id,
+                        group.group_epoch, len(group.members))
 
     def _tick_consumer_groups(self, now_ms: int) -> None:
         for group in list(self.consumer_groups.values()):
@@ -962,6 +1211,8 @@ class GroupCoordinator:
                     logger.info("consumer group=%s member=%s did not revoke in time",
                                 group.group_id, m.member_id)
                     self._remove_consumer_member(group, m.member_id)
+            if group.persisted or group.members:
+                self._sync_consumer_group(group)
 
     # ------------------------------------------------------------------ replay
 
@@ -971,6 +1222,9 @@ class GroupCoordinator:
         Live GroupMetadata records describe membership already in memory, so they only
         matter when `loading`.
         """
+        if isinstance(record, ConsumerGroupRecord):
+            self._replay_consumer(record, loading)
+            return
         if isinstance(record, OffsetCommitRecord):
             group = self.groups.get(record.group_id)
             if record.value is None:

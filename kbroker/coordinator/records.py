@@ -3,9 +3,15 @@
 Logical records (`OffsetCommitRecord`, `GroupMetadataRecord`) are what the state machine
 produces and replays. `encode_record` / `decode_record` frame them exactly as Kafka does:
 
-    key   = int16 key version + key struct    (OffsetCommitKey v1, GroupMetadataKey v2)
-    value = int16 value version + value struct (OffsetCommitValue v1/v3, GroupMetadataValue v3)
-            or None (a tombstone: the offset or the group was deleted)
+    key   = int16 key version + key struct    (OffsetCommitKey v1, GroupMetadataKey v2,
+                                                KIP-848 ConsumerGroup*Key v3-8)
+    value = int16 value version + value struct (OffsetCommitValue v1/v3, GroupMetadataValue v3,
+                                                ConsumerGroup*Value v0)
+            or None (a tombstone: the offset, the group or the member was deleted)
+
+KIP-848 groups (`ConsumerGroupRecord`) use Kafka's record types 3-8: group metadata (the group
+epoch), partition metadata (subscribed topics), member metadata, target assignment metadata
+(assignment epoch), target assignment per member and current member assignment.
 
 The struct schemas are protocol/coordinator_records/*.json, encoded by protocol.encode_data.
 """
@@ -14,6 +20,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from uuid import UUID
 
 from kbroker.coordinator.offsets import OffsetAndMetadata
 
@@ -67,7 +74,68 @@ class GroupMetadataRecord:
     value: GroupMetadataSnapshot | None
 
 
-CoordinatorRecord = OffsetCommitRecord | GroupMetadataRecord
+# KIP-848 record types (Kafka's key versions)
+CG_METADATA = 3
+CG_PARTITION_METADATA = 4
+CG_MEMBER_METADATA = 5
+CG_TARGET_METADATA = 6
+CG_TARGET_MEMBER = 7
+CG_CURRENT_ASSIGNMENT = 8
+_CG_SCHEMAS = {
+    CG_METADATA: "ConsumerGroupMetadata",
+    CG_PARTITION_METADATA: "ConsumerGroupPartitionMetadata",
+    CG_MEMBER_METADATA: "ConsumerGroupMemberMetadata",
+    CG_TARGET_METADATA: "ConsumerGroupTargetAssignmentMetadata",
+    CG_TARGET_MEMBER: "ConsumerGroupTargetAssignmentMember",
+    CG_CURRENT_ASSIGNMENT: "ConsumerGroupCurrentMemberAssignment",
+}
+_PER_MEMBER = frozenset({CG_MEMBER_METADATA, CG_TARGET_MEMBER, CG_CURRENT_ASSIGNMENT})
+
+# (topic id, sorted partitions) pairs, sorted by topic id: hashable and comparable
+FrozenAssignment = tuple[tuple[UUID, tuple[int, ...]], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumerMemberMetadata:
+    """ConsumerGroupMemberMetadataValue: what a KIP-848 member joined with."""
+
+    instance_id: str | None
+    rack_id: str | None
+    client_id: str
+    client_host: str
+    subscribed_topic_names: tuple[str, ...]
+    subscribed_topic_regex: str | None
+    rebalance_timeout_ms: int
+    server_assignor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumerMemberAssignment:
+    """ConsumerGroupCurrentMemberAssignmentValue: a member's reconciliation state."""
+
+    member_epoch: int
+    previous_member_epoch: int
+    state: int                  # 0 unknown, 1 stable, 2 unrevoked, 3 unreleased (Kafka's)
+    assigned: FrozenAssignment
+    pending_revocation: FrozenAssignment
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumerGroupRecord:
+    """One KIP-848 record; `record_type` is Kafka's key version (3-8), value None: tombstone.
+
+    value by type: 3 group epoch (int); 4 ((topic id, name, partitions), ...);
+    5 ConsumerMemberMetadata; 6 assignment epoch (int); 7 FrozenAssignment;
+    8 ConsumerMemberAssignment. `member_id` is set for types 5, 7 and 8.
+    """
+
+    group_id: str
+    record_type: int
+    member_id: str | None
+    value: object
+
+
+CoordinatorRecord = OffsetCommitRecord | GroupMetadataRecord | ConsumerGroupRecord
 
 
 def record_group_id(record: CoordinatorRecord) -> str:
@@ -79,6 +147,8 @@ def encode_record(record: CoordinatorRecord) -> tuple[bytes, bytes | None]:
     """(key, value) bytes for `record`, framed as Kafka frames them."""
     from protocol import encode_data  # local: the codec is only needed at the I/O edge
 
+    if isinstance(record, ConsumerGroupRecord):
+        return _encode_consumer_record(record)
     if isinstance(record, OffsetCommitRecord):
         key = _INT16.pack(OFFSET_COMMIT_KEY_VERSION) + encode_data(
             "OffsetCommitKey", OFFSET_COMMIT_KEY_VERSION,
@@ -127,6 +197,8 @@ def decode_record(key: bytes, value: bytes | None) -> CoordinatorRecord | None:
 
     key = bytes(key)
     (key_version,) = _INT16.unpack_from(key, 0)
+    if key_version in _CG_SCHEMAS:
+        return _decode_consumer_record(key_version, key, value)
     if key_version in (0, 1):
         k = decode_data("OffsetCommitKey", key_version, key[2:])
         if value is None:
@@ -159,6 +231,88 @@ def decode_record(key: bytes, value: bytes | None) -> CoordinatorRecord | None:
             current_state_timestamp_ms=v.get("current_state_timestamp", -1),
             members=members))
     return None
+
+
+def _wire_assignment(a: FrozenAssignment) -> list[dict]:
+    return [{"topic_id": t, "partitions": list(ps)} for t, ps in a]
+
+
+def _frozen_assignment(rows: list[dict] | None) -> FrozenAssignment:
+    return tuple(sorted(((r["topic_id"], tuple(sorted(r["partitions"] or ())))
+                         for r in rows or () if r["partitions"]), key=lambda x: str(x[0])))
+
+
+def _encode_consumer_record(record: ConsumerGroupRecord) -> tuple[bytes, bytes | None]:
+    from protocol import encode_data
+
+    name = _CG_SCHEMAS[record.record_type]
+    key_body = {"group_id": record.group_id}
+    if record.record_type in _PER_MEMBER:
+        key_body["member_id"] = record.member_id
+    key = _INT16.pack(record.record_type) + encode_data(name + "Key", record.record_type,
+                                                         key_body)
+    v = record.value
+    if v is None:
+        return key, None
+    if record.record_type == CG_METADATA:
+        body: dict = {"epoch": v}
+    elif record.record_type == CG_PARTITION_METADATA:
+        body = {"topics": [{"topic_id": tid, "topic_name": name_, "num_partitions": n,
+                            "partition_metadata": []} for tid, name_, n in v]}
+    elif record.record_type == CG_MEMBER_METADATA:
+        body = {"instance_id": v.instance_id, "rack_id": v.rack_id, "client_id": v.client_id,
+                "client_host": v.client_host,
+                "subscribed_topic_names": list(v.subscribed_topic_names),
+                "subscribed_topic_regex": v.subscribed_topic_regex,
+                "rebalance_timeout_ms": v.rebalance_timeout_ms,
+                "server_assignor": v.server_assignor}
+    elif record.record_type == CG_TARGET_METADATA:
+        body = {"assignment_epoch": v}
+    elif record.record_type == CG_TARGET_MEMBER:
+        body = {"topic_partitions": _wire_assignment(v)}
+    else:
+        body = {"member_epoch": v.member_epoch, "previous_member_epoch": v.previous_member_epoch,
+                "state": v.state, "assigned_partitions": _wire_assignment(v.assigned),
+                "partitions_pending_revocation": _wire_assignment(v.pending_revocation)}
+    return key, _INT16.pack(0) + encode_data(name + "Value", 0, body)
+
+
+def _decode_consumer_record(record_type: int, key: bytes,
+                            value: bytes | None) -> ConsumerGroupRecord:
+    from protocol import decode_data
+
+    name = _CG_SCHEMAS[record_type]
+    k = decode_data(name + "Key", record_type, key[2:])
+    member_id = k.get("member_id") if record_type in _PER_MEMBER else None
+    if value is None:
+        return ConsumerGroupRecord(k["group_id"], record_type, member_id, None)
+    value = bytes(value)
+    (version,) = _INT16.unpack_from(value, 0)
+    v = decode_data(name + "Value", version, value[2:])
+    out: object
+    if record_type == CG_METADATA:
+        out = v["epoch"]
+    elif record_type == CG_PARTITION_METADATA:
+        out = tuple((t["topic_id"], t["topic_name"], t["num_partitions"])
+                    for t in v["topics"] or ())
+    elif record_type == CG_MEMBER_METADATA:
+        out = ConsumerMemberMetadata(
+            instance_id=v.get("instance_id"), rack_id=v.get("rack_id"),
+            client_id=v["client_id"], client_host=v["client_host"],
+            subscribed_topic_names=tuple(v["subscribed_topic_names"] or ()),
+            subscribed_topic_regex=v.get("subscribed_topic_regex"),
+            rebalance_timeout_ms=v.get("rebalance_timeout_ms", -1),
+            server_assignor=v.get("server_assignor"))
+    elif record_type == CG_TARGET_METADATA:
+        out = v["assignment_epoch"]
+    elif record_type == CG_TARGET_MEMBER:
+        out = _frozen_assignment(v["topic_partitions"])
+    else:
+        out = ConsumerMemberAssignment(
+            member_epoch=v["member_epoch"], previous_member_epoch=v["previous_member_epoch"],
+            state=v["state"], assigned=_frozen_assignment(v["assigned_partitions"]),
+            pending_revocation=_frozen_assignment(v["partitions_pending_revocation"]))
+    return ConsumerGroupRecord(k["group_id"], record_type, member_id, out)
 
 
 def java_string_hash(s: str) -> int:

@@ -139,8 +139,10 @@ class GroupCoordinatorRuntime:
             if log is None:
                 continue
             count += self._load_partition(log, now_ms)
-        logger.info("group coordinator loaded %s: records=%d groups=%d", OFFSETS_TOPIC, count,
-                    len(self.coordinator.groups))
+        self.coordinator.finish_load(now_ms)
+        logger.info("group coordinator loaded %s: records=%d groups=%d consumer_groups=%d",
+                    OFFSETS_TOPIC, count, len(self.coordinator.groups),
+                    len(self.coordinator.consumer_groups))
 
     def _load_partition(self, log: Any, now_ms: int) -> int:
         from kbroker.txn.offsets import TxnOffsetLoader

@@ -363,9 +363,12 @@ async def handle_delete_groups(ctx: RequestContext, request: dict) -> dict:
 
 # ---------------------------------------------------------------------- KIP-848
 
-@handler(ApiKey.CONSUMER_GROUP_HEARTBEAT, 0, 0)
+@handler(ApiKey.CONSUMER_GROUP_HEARTBEAT, 0, 1)
 async def handle_consumer_group_heartbeat(ctx: RequestContext, request: dict) -> dict:
-    """ConsumerGroupHeartbeat 0: join, heartbeat, reconcile, leave (server-side assignors)."""
+    """ConsumerGroupHeartbeat 0-1: join, heartbeat, reconcile, leave (server-side assignors).
+
+    v1 (Kafka 4.0): the consumer picks its member id (KIP-1082) and may subscribe by regex.
+    """
     protocols = getattr(ctx.broker.config, "group_coordinator_rebalance_protocols",
                         ["classic", "consumer"]) if hasattr(ctx.broker, "config") else ["consumer"]
     if "consumer" not in protocols:
@@ -390,16 +393,17 @@ async def handle_consumer_group_heartbeat(ctx: RequestContext, request: dict) ->
     try:
         resp = await runtime.execute(lambda now_ms: runtime.coordinator.consumer_group_heartbeat(
             request, client_id=ctx.client_id or "", client_host=_client_host(ctx),
-            topic_info=topic_info, now_ms=now_ms))
+            topic_info=topic_info, now_ms=now_ms, api_version=ctx.api_version,
+            topic_names=lambda: image.topics_by_name.keys()))
     except KafkaError as exc:
         resp = {"error_code": _append_error(exc), "error_message": None, "member_id": None,
                 "member_epoch": 0, "heartbeat_interval_ms": 0, "assignment": None}
     return {"throttle_time_ms": 0, **resp}
 
 
-@handler(ApiKey.CONSUMER_GROUP_DESCRIBE, 0, 0)
+@handler(ApiKey.CONSUMER_GROUP_DESCRIBE, 0, 1)
 async def handle_consumer_group_describe(ctx: RequestContext, request: dict) -> dict:
-    """ConsumerGroupDescribe 0."""
+    """ConsumerGroupDescribe 0-1 (v1 adds each member's type: 1 = consumer)."""
     runtime = _runtime(ctx)
     ops = (GROUP_AUTHORIZED_OPERATIONS if request.get("include_authorized_operations")
            else AUTHORIZED_OPERATIONS_OMITTED)

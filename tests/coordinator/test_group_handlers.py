@@ -100,7 +100,10 @@ async def test_answer_round_trips_through_the_codec(api_key, version):
         ApiKey.OFFSET_COMMIT, 8, False,
         protocol.encode_body(ApiKey.OFFSET_COMMIT, 8, False, REQUESTS[ApiKey.OFFSET_COMMIT])))
 
-    wire = protocol.encode_request(api_key, version, 1, "c", REQUESTS[api_key])
+    request_body = dict(REQUESTS[api_key])
+    if api_key == ApiKey.CONSUMER_GROUP_HEARTBEAT and version >= 1:
+        request_body["member_id"] = "client-chosen-id"     # KIP-1082: v1 members pick it
+    wire = protocol.encode_request(api_key, version, 1, "c", request_body)
     header, request = protocol.decode_request(wire)
     ctx = RequestContext(broker=broker, header=header, api_version=version, client_id="c",
                          peer="127.0.0.1:5")
@@ -120,6 +123,8 @@ async def test_answer_round_trips_through_the_codec(api_key, version):
         assert decoded["topics"][0]["partitions"][0]["error_code"] == ErrorCode.NONE
     if api_key == ApiKey.CONSUMER_GROUP_HEARTBEAT:
         assert decoded["error_code"] == ErrorCode.NONE and decoded["member_epoch"] == 1
+        if version >= 1:
+            assert decoded["member_id"] == "client-chosen-id"
     if api_key == ApiKey.FIND_COORDINATOR:
         port = decoded["coordinators"][0]["port"] if version >= 4 else decoded["port"]
         assert port == 9092
