@@ -31,12 +31,14 @@ import trio
 from kbroker.errors import KafkaError
 from kbroker.metadata.internal_topics import ensure_internal_topic, internal_partition_for
 from kbroker.log.producer_state import BatchInfo, ProducerStates
-from kbroker.txn.coordinator import MarkerRequest, Result, TransactionCoordinator, TxnConfig
-from kbroker.txn.records import (TRANSACTION_STATE_TOPIC, decode_record, encode_record,
-                                 partition_for)
 
 if TYPE_CHECKING:
     from kbroker.broker import Broker
+    from kbroker.txn.coordinator import MarkerRequest, Result, TransactionCoordinator
+
+# The state machine and record modules are imported when the first transactional request
+# needs them (or at load, when __transaction_state exists), so start-up stays light (issue 8).
+TRANSACTION_STATE_TOPIC = "__transaction_state"   # as kbroker.txn.records (not imported yet)
 
 logger = logging.getLogger(__name__)
 
@@ -67,10 +69,7 @@ class TransactionCoordinatorRuntime:
         self.min_isr: int = getattr(config, "transaction_state_log_min_isr", 1)
         self.cleanup_interval_ms: int = getattr(
             config, "transaction_abort_timed_out_transaction_cleanup_interval_ms", 10000)
-        self.coordinator = TransactionCoordinator(TxnConfig(
-            max_timeout_ms=getattr(config, "transaction_max_timeout_ms", 900_000),
-            transactional_id_expiration_ms=getattr(config, "transactional_id_expiration_ms",
-                                                   604_800_000)))
+        self._coordinator: TransactionCoordinator | None = None   # created on first use
         if getattr(broker, "producers", None) is None:
             broker.producers = ProducerStates()
         # producer id -> group -> (topic, partition) -> offset staged by TxnOffsetCommit
@@ -86,6 +85,19 @@ class TransactionCoordinatorRuntime:
         self._end_id = 0          # exclusive end of the current producer id block
         self._wakeup = trio.Event()
 
+    @property
+    def coordinator(self) -> TransactionCoordinator:
+        """The transaction state machine (created on first use)."""
+        if self._coordinator is None:
+            from kbroker.txn.coordinator import TransactionCoordinator, TxnConfig
+
+            config = self.broker.config
+            self._coordinator = TransactionCoordinator(TxnConfig(
+                max_timeout_ms=getattr(config, "transaction_max_timeout_ms", 900_000),
+                transactional_id_expiration_ms=getattr(config, "transactional_id_expiration_ms",
+                                                       604_800_000)))
+        return self._coordinator
+
     # ------------------------------------------------------------------ service
 
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
@@ -93,7 +105,8 @@ class TransactionCoordinatorRuntime:
         self._load()
         self._restage_open_offsets()
         async with self._lock:
-            for markers in self.coordinator.pending_markers():
+            pending = self._coordinator.pending_markers() if self._coordinator is not None else []
+            for markers in pending:
                 await self._finish(markers)
         self.loaded = True
         task_status.started()
@@ -109,6 +122,7 @@ class TransactionCoordinatorRuntime:
         return self.broker.clock.now_ms()
 
     def _load(self) -> None:
+        from kbroker.txn.records import decode_record
         from protocol.record_codec import decode_records
 
         topic = self.broker.controller.image.topics_by_name.get(TRANSACTION_STATE_TOPIC)
@@ -155,7 +169,8 @@ class TransactionCoordinatorRuntime:
 
     async def _timer_loop(self) -> None:
         while True:
-            deadline = self.coordinator.next_deadline_ms()
+            coordinator = self._coordinator   # None: no transaction yet, only producer expiry
+            deadline = coordinator.next_deadline_ms() if coordinator is not None else None
             wait_ms = self.cleanup_interval_ms
             if deadline is not None:
                 wait_ms = min(wait_ms, max(deadline - self._now_ms(), 0))
@@ -164,11 +179,12 @@ class TransactionCoordinatorRuntime:
                 await self._wakeup.wait()
             try:
                 now_ms = self._now_ms()
-                for txn_id in self.coordinator.timed_out(now_ms):
-                    await self.execute(lambda now, t=txn_id: self.coordinator.abort_timed_out(t, now_ms=now))
-                expired = self.coordinator.expire(now_ms)
-                if expired.records:
-                    await self.execute(lambda now: self.coordinator.expire(now))
+                if self._coordinator is not None:
+                    for txn_id in self.coordinator.timed_out(now_ms):
+                        await self.execute(lambda now, t=txn_id: self.coordinator.abort_timed_out(t, now_ms=now))
+                    expired = self.coordinator.expire(now_ms)
+                    if expired.records:
+                        await self.execute(lambda now: self.coordinator.expire(now))
                 self._expire_producers(now_ms)
             except KafkaError as exc:
                 logger.warning("transaction coordinator timer step failed: %s", exc)
@@ -188,6 +204,8 @@ class TransactionCoordinatorRuntime:
 
     def partition_for(self, transactional_id: str) -> int:
         """The __transaction_state partition of `transactional_id`."""
+        from kbroker.txn.records import partition_for
+
         return internal_partition_for(self.broker.controller, TRANSACTION_STATE_TOPIC,
                                       transactional_id, self.num_partitions, partition_for)
 
@@ -252,6 +270,7 @@ class TransactionCoordinatorRuntime:
             self.coordinator.replay(record)
 
     def _append(self, records: list, now_ms: int) -> None:
+        from kbroker.txn.records import encode_record, partition_for
         from protocol.record_codec import build_batch
 
         topic = self.broker.controller.image.topics_by_name.get(TRANSACTION_STATE_TOPIC)
@@ -271,6 +290,8 @@ class TransactionCoordinatorRuntime:
 
     def coordinator_epoch(self, transactional_id: str) -> int:
         """The leader epoch of the id's __transaction_state partition (0 on a single node)."""
+        from kbroker.txn.records import partition_for
+
         topic = self.broker.controller.image.topics_by_name.get(TRANSACTION_STATE_TOPIC)
         if topic is None:
             return 0
