@@ -74,14 +74,60 @@ def _raise_if_unsupported(frame: bytes | bytearray | memoryview) -> None:
         )
 
 
+class _ViewStream:
+    """The part of BytesIO the decoders use (read, seek, tell), over a memoryview.
+
+    BytesIO copies any frame that is not `bytes`; for a large frame received into a
+    bytearray (a 1 MB produce) that copy, and the allocator churn of a fresh 1 MB object
+    per request, cost more than these Python-level calls, of which a request makes a few
+    dozen at most (records are slices, never read through the stream).
+    """
+
+    __slots__ = ("_view", "_pos", "_end")
+
+    def __init__(self, view: memoryview) -> None:
+        self._view = view
+        self._pos = 0
+        self._end = len(view)
+
+    def read(self, size: int = -1) -> bytes:
+        """Up to `size` bytes from the position (all that is left if negative)."""
+        pos = self._pos
+        end = self._end if size < 0 else min(self._end, pos + size)
+        if end <= pos:
+            return b""
+        self._pos = end
+        return self._view[pos:end].tobytes()
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        """Move as BytesIO.seek does (past the end is allowed, before the start is not)."""
+        pos = offset if whence == 0 else self._pos + offset if whence == 1 else self._end + offset
+        if pos < 0:
+            raise ValueError(f"negative seek position {pos}")
+        self._pos = pos
+        return pos
+
+    def tell(self) -> int:
+        """The position."""
+        return self._pos
+
+
+VIEW_STREAM_MIN_BYTES = 65536  # below this, one copy into BytesIO is cheaper than _ViewStream
+
+
 def decode_request(frame: bytes | bytearray | memoryview) -> tuple[dict, dict]:
     """Decode a request frame (no size prefix) into (header, body).
 
     Records fields are memoryview slices of `frame`. Bytes after the body are ignored, as
     Kafka does (some clients send stray bytes). Raises UnsupportedVersionError for an unknown
     api key or a version outside the spec's validVersions, DecodeError for malformed input.
+    A large frame that is not `bytes` is read in place, never copied whole.
     """
-    io, ctx = open_frame(frame)
+    if type(frame) is not bytes and len(frame) >= VIEW_STREAM_MIN_BYTES:
+        view = memoryview(frame).cast("B")
+        io, ctx = _ViewStream(view), {"_end": len(view), "_frame": view}
+    else:
+        io, ctx = open_frame(frame)
     try:
         header = read_request_header(io, ctx)
     except DecodeError:
