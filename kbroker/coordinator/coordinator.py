@@ -944,6 +944,7 @@ class GroupCoordinator:
                     subscribed_topic_regex=regex or None)
                 group.members[member.member_id] = member
                 bump = True
+                logger.info("consumer group=%s member=%s joined", group_id, member.member_id)
             else:
                 member.client_id, member.client_host = client_id, client_host
                 member.rebalance_timeout_ms = request["rebalance_timeout_ms"]
