@@ -11,7 +11,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-import crc32c
+from protocol import crc32c  # the C function without the package's slow __init__
 
 HEADER = struct.Struct(">qiibIhiqqqhii")  # base_offset .. records_count, 61 bytes
 LOG_OVERHEAD = 12  # base_offset + batch_length
