@@ -23,8 +23,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Iterator, Union
 
-import crc32c as _crc32c
-
+from protocol import crc32c as _crc32c  # the C function without the package's slow __init__
 from protocol.errors import DecodeError, InvalidRecordError
 
 Buffer = Union[bytes, bytearray, memoryview]
