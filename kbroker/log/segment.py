@@ -30,7 +30,7 @@ from protocol.records import (
     BatchHeader,
 )
 
-import crc32c as _crc32c
+from protocol import crc32c as _crc32c  # the C function without the package's slow __init__
 
 from kbroker.log import files
 from kbroker.log.handles import FileHandleCache
