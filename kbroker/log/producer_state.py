@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-import crc32c
+from protocol import crc32c  # the C function without the package's slow __init__
 
 from kbroker.errors import KafkaError
 from kbroker.log.txn_index import AbortedTxn, AbortedTxnIndex
