@@ -21,14 +21,19 @@ is behind the assignment epoch:
 Group states reported: Empty (no members), Reconciling (a member is not yet STABLE at the
 assignment epoch), Stable.
 
-Error rules: epoch 0 joins (the broker picks the member id when none is given), -1 leaves, -2
-is a static member's temporary leave (treated as a leave here). A member id the group does not
-know -> UNKNOWN_MEMBER_ID; an epoch ahead of the member's, or behind it without being the
-previous epoch with owned partitions within the assignment -> FENCED_MEMBER_EPOCH.
+Error rules: epoch 0 joins (v0: the broker picks the member id when none is given; v1: the
+consumer must send the id it chose, KIP-1082), -1 leaves, -2 is a static member's temporary
+leave: the member and its assignment stay (epoch -2) until it rejoins with the same instance id
+(new member id, same partitions, no new group epoch) or its session timeout removes it. An
+instance id held by a live member -> UNRELEASED_INSTANCE_ID; a heartbeat naming an instance id
+now bound to another member id -> FENCED_INSTANCE_ID. A member id the group does not know ->
+UNKNOWN_MEMBER_ID; an epoch ahead of the member's, or behind it without being the previous
+epoch with owned partitions within the assignment -> FENCED_MEMBER_EPOCH.
 
-Consumer-group membership is not persisted yet: after a broker restart members get
-UNKNOWN_MEMBER_ID and rejoin with epoch 0 (committed offsets are persisted as for classic
-groups).
+A member subscribes by names, by a regex (v1, `topic_regex.py`), or both; the regex is resolved
+against the metadata image on each of its heartbeats, so created and deleted topics move the
+group epoch. The group's state is persisted by the coordinator as Kafka's records 3-8
+(coordinator.py `_sync_consumer_group`) and rebuilt at load (`finish_load`).
 """
 
 from __future__ import annotations
