@@ -802,7 +802,11 @@ class GroupCoordinator:
             for t, p in sorted(expired):
                 self._records.append(OffsetCommitRecord(group.group_id, t, p, None))
             if len(expired) == len(group.offsets):
-                # nothing left: the group goes away, as Kafka's cleanup does
+                # nothing left: the group goes away, as Kafka's cleanup does (an empty KIP-848
+                # group's records too, or compaction could bring it back once the group
+                # tombstone is gone)
+                if consumer is not None:
+                    self._records.extend(self._consumer_tombstones(consumer))
                 self._records.append(GroupMetadataRecord(group.group_id, None))
             if expired:
                 logger.info("group=%s expired %d offsets", group.group_id, len(expired))

@@ -301,3 +301,29 @@ def test_unchanged_heartbeat_writes_nothing():
     n = len(k.log)
     k.hb("m1", 1, owned={k.topics["a"].topic_id: {0, 1}})
     assert len(k.log) == n
+
+
+def test_expired_empty_group_tombstones_its_kip848_records():
+    from kbroker.coordinator.coordinator import CommitPartition
+
+    k = Cluster()
+    k.gc = GroupCoordinator(GroupConfig(offsets_retention_ms=1000,
+                                        offsets_retention_check_interval_ms=100))
+    k.create("a", 1)
+    k.hb("m1", topics=["a"])
+    res = k.gc.offset_commit("g", generation_id=1, member_id="m1", group_instance_id=None,
+                             retention_ms=-1, partitions=[CommitPartition("a", 0, 5)],
+                             now_ms=k.now)
+    for r in res.records:
+        k.log.append(encode_record(r))
+        k.gc.replay(r, now_ms=k.now)
+    k.hb("m1", -1, first=False)
+    for step in range(3):
+        k.now += 1000
+        for r in k.gc.tick(k.now).records:
+            k.log.append(encode_record(r))
+            k.gc.replay(r, now_ms=k.now)
+    assert "g" not in k.gc.consumer_groups
+    # even without the classic group tombstone (compacted away) nothing comes back
+    k.log = [(key, value) for key, value in k.log if int.from_bytes(key[:2], "big") != 2]
+    assert "g" not in k.reload().consumer_groups
