@@ -122,13 +122,13 @@ class TransactionCoordinatorRuntime:
         return self.broker.clock.now_ms()
 
     def _load(self) -> None:
-        from kbroker.txn.records import decode_record
-        from protocol.record_codec import decode_records
-
         topic = self.broker.controller.image.topics_by_name.get(TRANSACTION_STATE_TOPIC)
         if topic is None:
             logger.info("transaction coordinator ready: no %s yet", TRANSACTION_STATE_TOPIC)
             return
+        from kbroker.txn.records import decode_record
+        from protocol.record_codec import decode_records
+
         count = 0
         for partition in sorted(topic.partitions):
             log = self.broker.partition_log(topic, partition)
@@ -154,11 +154,14 @@ class TransactionCoordinatorRuntime:
 
     def _restage_open_offsets(self) -> None:
         """Offsets of transactions still open in __consumer_offsets (found by the group loader)."""
+        groups = getattr(self.broker, "groups", None)
+        open_offsets = getattr(groups, "open_txn_offsets", None)
+        if not open_offsets:
+            return   # the usual case; and no record module to import at start-up
         from kbroker.coordinator.records import OffsetCommitRecord
         from kbroker.coordinator.records import decode_record as decode_group_record
 
-        groups = getattr(self.broker, "groups", None)
-        for producer_id, pairs in (getattr(groups, "open_txn_offsets", None) or {}).items():
+        for producer_id, pairs in open_offsets.items():
             for key, value in pairs:
                 record = decode_group_record(key, value) if key is not None else None
                 if isinstance(record, OffsetCommitRecord) and record.value is not None:
