@@ -248,6 +248,7 @@ def test_broker_restart_keeps_the_group(members, how):
         joins = broker.log_text().count(f"consumer group={group} member=")
         broker.restart(kill=(how == "kill -9"))
         assert "restored" in broker.log_text()
+        assert committed(bs, group, topic, 4) == {p: 10 for p in range(4)}
         second = [f"b{i}" for i in range(40)]
         produce(bs, topic, second, 4)
         wait_consumed([a, b], first + second)
@@ -258,6 +259,18 @@ def test_broker_restart_keeps_the_group(members, how):
         assert describe(bs, group) == before
         # nobody left or (re)joined: the members went on with their epochs
         assert broker.log_text().count(f"consumer group={group} member=") == joins
+
+
+def committed(bs: str, group: str, topic: str, partitions: int) -> dict[int, int]:
+    """partition -> committed offset, through AdminClient.list_consumer_group_offsets."""
+    from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": bs})
+    request = ConsumerGroupTopicPartitions(group, [TopicPartition(topic, p)
+                                                   for p in range(partitions)])
+    result = admin.list_consumer_group_offsets([request])[group].result(timeout=30)
+    return {tp.partition: tp.offset for tp in result.topic_partitions}
 
 
 def describe(bs: str, group: str) -> dict[str, frozenset]:

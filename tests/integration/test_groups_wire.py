@@ -282,3 +282,51 @@ def test_consumer_group_heartbeat_v0_converges_and_describes(broker):
             "group_id": group, "member_id": b["member_id"], "member_epoch": 2,
             "rebalance_timeout_ms": -1, "subscribed_topic_names": None, "topic_partitions": None})
         assert unknown["error_code"] == ErrorCode.UNKNOWN_MEMBER_ID
+
+
+def test_consumer_group_heartbeat_v1_on_the_wire(broker):
+    """v1 (Kafka 4.0): client member ids, regex subscriptions and their errors, static rejoin."""
+    prefix = unique("rx").replace("-", "")
+    create_topic(broker.bootstrap_servers, f"{prefix}-a", 2)
+    group = unique("g")
+    invalid_regular_expression = 131     # Kafka 4.0's code; not in the 3.9 error table
+
+    with WireClient(broker.bootstrap_servers) as c:
+        def hb(member_id: str, epoch: int = 0, **fields) -> dict:
+            body = {"group_id": group, "member_id": member_id, "member_epoch": epoch,
+                    "rebalance_timeout_ms": 5000 if epoch == 0 else -1,
+                    "subscribed_topic_names": None, "subscribed_topic_regex": None,
+                    "topic_partitions": [] if epoch == 0 else None, **fields}
+            return c.request(ApiKey.CONSUMER_GROUP_HEARTBEAT, 1, body)
+
+        assert hb("", subscribed_topic_regex="x")["error_code"] == ErrorCode.INVALID_REQUEST
+        bad = hb("m-bad", subscribed_topic_regex=r"(a)\1")
+        assert bad["error_code"] == invalid_regular_expression and bad["error_message"]
+
+        r = hb("m-regex", subscribed_topic_regex=f"^{prefix}-.*", instance_id="i1")
+        assert (r["error_code"], r["member_id"], r["member_epoch"]) == (0, "m-regex", 1)
+        assert sum(len(tp["partitions"]) for tp in r["assignment"]["topic_partitions"]) == 2
+        # a second process with the same instance id while the first is alive
+        dup = hb("m-dup", subscribed_topic_regex=f"^{prefix}-.*", instance_id="i1")
+        assert dup["error_code"] == ErrorCode.UNRELEASED_INSTANCE_ID
+        # a topic created later is picked up at the next heartbeat
+        create_topic(broker.bootstrap_servers, f"{prefix}-b", 3)
+        owned = [{"topic_id": tp["topic_id"], "partitions": tp["partitions"]}
+                 for tp in r["assignment"]["topic_partitions"]]
+        r2 = hb("m-regex", 1, topic_partitions=owned, instance_id="i1")
+        assert r2["member_epoch"] == 2
+        assert sum(len(tp["partitions"]) for tp in r2["assignment"]["topic_partitions"]) == 5
+        # temporary leave, then the instance comes back under a new member id
+        left = hb("m-regex", -2, instance_id="i1")
+        assert (left["error_code"], left["member_epoch"]) == (0, -2)
+        back = hb("m-back", subscribed_topic_regex=f"^{prefix}-.*", instance_id="i1")
+        assert (back["error_code"], back["member_epoch"]) == (0, 2)
+        assert sum(len(tp["partitions"]) for tp in back["assignment"]["topic_partitions"]) == 5
+        fenced = hb("m-regex", 2, instance_id="i1")
+        assert fenced["error_code"] == ErrorCode.FENCED_INSTANCE_ID
+
+        d = c.request(ApiKey.CONSUMER_GROUP_DESCRIBE, 1, {"group_ids": [group],
+                                                          "include_authorized_operations": False})
+        m = d["groups"][0]["members"]
+        assert [(x["member_id"], x["instance_id"], x["subscribed_topic_regex"], x["member_type"])
+                for x in m] == [("m-back", "i1", f"^{prefix}-.*", 1)]
