@@ -1207,16 +1207,19 @@ class GroupCoordinator:
 
     def _tick_consumer_groups(self, now_ms: int) -> None:
         for group in list(self.consumer_groups.values()):
+            removed = False
             for m in list(group.members.values()):
                 if m.session_deadline_ms <= now_ms:
                     logger.info("consumer group=%s member=%s session timeout", group.group_id,
                                 m.member_id)
-                    self._remove_consumer_member(group, m.member_id)
                 elif m.revocation_deadline_ms is not None and m.revocation_deadline_ms <= now_ms:
                     logger.info("consumer group=%s member=%s did not revoke in time",
                                 group.group_id, m.member_id)
-                    self._remove_consumer_member(group, m.member_id)
-            if group.persisted or group.members:
+                else:
+                    continue
+                self._remove_consumer_member(group, m.member_id)
+                removed = True
+            if removed:      # only then did the group change (the timer runs often)
                 self._sync_consumer_group(group)
 
     # ------------------------------------------------------------------ replay

@@ -200,9 +200,14 @@ def test_static_instance_in_use_is_unreleased_and_expires_with_the_session():
     k.hb("s1", 1, instance_id="i1", first=False)
     k.hb("s1", -2, instance_id="i1", first=False)
     k.now += SESSION_MS + 1
-    for rec in k.gc.tick(k.now).records:
+    records = k.gc.tick(k.now).records
+    for rec in records:
+        k.log.append(encode_record(rec))
         k.gc.replay(rec, now_ms=k.now)
     assert not k.gc.consumer_groups["g"].members, "session timeout removes the static member"
+    assert ConsumerGroupRecord("g", 5, "s1", None) in records
+    assert not k.reload().consumer_groups["g"].members
+    assert k.gc.tick(k.now + 1).records == [], "an idle timer writes nothing"
 
 
 def test_static_leave_needs_an_instance_id():
