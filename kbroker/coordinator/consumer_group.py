@@ -135,7 +135,12 @@ class ConsumerGroup:
 
     def subscribed_topics(self) -> set[str]:
         """Union of the members' subscriptions."""
-        return {t for m in self.members.values() for t in m.topics()}
+        out: set[str] = set()
+        for m in self.members.values():      # runs on every heartbeat: no per-member sets
+            out.update(m.subscribed_topic_names)
+            if m.resolved_regex_topics:
+                out.update(m.resolved_regex_topics)
+        return out
 
     def owner_elsewhere(self, member_id: str, topic_id: UUID, partition: int) -> bool:
         """True if another member still holds (or is revoking) the partition."""

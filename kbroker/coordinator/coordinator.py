@@ -74,6 +74,12 @@ def _freeze(a: cg.Assignment) -> FrozenAssignment:
                         key=lambda x: str(x[0])))
 
 
+def _member_fingerprint(m: ConsumerMember) -> tuple:
+    """Everything of a member that its records 5, 7 and 8 carry, except the target."""
+    return (m.member_epoch, m.previous_member_epoch, m.state, m.assigned, m.pending_revocation,
+            m.rebalance_timeout_ms, m.rack_id, m.server_assignor, m.client_id, m.client_host)
+
+
 def _thaw(a: FrozenAssignment) -> cg.Assignment:
     return {t: frozenset(ps) for t, ps in a}
 
@@ -1013,11 +1019,15 @@ class GroupCoordinator:
         if bump:
             group.group_epoch += 1
         before = dict(member.assigned)
-        if group.group_epoch > group.assignment_epoch:
+        fingerprint = _member_fingerprint(member)
+        retargeted = group.group_epoch > group.assignment_epoch
+        if retargeted:
             cg.compute_target(group, self._topic_infos(group))
         cg.reconcile(group, member, owned, now_ms)
-        # written before the answer leaves: a restarted broker knows this epoch/assignment
-        self._sync_consumer_group(group)
+        # written before the answer leaves: a restarted broker knows this epoch/assignment.
+        # A plain heartbeat that changed nothing (the common case) skips the comparison.
+        if bump or retargeted or epoch == 0 or _member_fingerprint(member) != fingerprint:
+            self._sync_consumer_group(group)
         send = (epoch == 0 or member.assigned != before
                 or (owned is not None and owned != member.assigned))
         assignment = None
