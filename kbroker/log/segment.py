@@ -86,6 +86,12 @@ class LogSegment:
         self._stats_known = size == 0
         self._rolling_timestamp: int | None = None  # max timestamp of the first batch
         self._bytes_since_last_index_entry = 0
+        # Read-path memory, dropped whenever the file or its index is rebuilt or cut (`_forget`):
+        # index positions already checked against the log (each costs a pread), and
+        # (next offset, position) where the last read ended: a consumer's next fetch starts
+        # there, so it needs neither the index nor a header walk.
+        self._verified: set[int] = set()
+        self._read_hint: tuple[int, int] | None = None
 
     # ----------------------------------------------------------------- construction
 
@@ -339,10 +345,19 @@ class LogSegment:
         )
         self.recover()
 
+    def _verify_entry(self, offset: int, position: int) -> bool:
+        """`_entry_ok`, remembered: a checked entry stays right until the segment is rebuilt or cut."""
+        if position in self._verified:
+            return True
+        if not self._entry_ok(offset, position):
+            return False
+        self._verified.add(position)
+        return True
+
     def _index_lookup(self, offset: int) -> int:
         """Position of the batch found through the offset index for `offset`, verified."""
         entry_offset, position = self.offset_index.lookup(offset)
-        if not self._entry_ok(entry_offset, position):
+        if not self._verify_entry(entry_offset, position):
             self._rebuild_damaged_index(entry_offset, position)
             entry_offset, position = self.offset_index.lookup(offset)
         return position
@@ -350,13 +365,36 @@ class LogSegment:
     def _index_floor_position(self, limit: int) -> int:
         """Largest indexed batch position <= `limit`, verified."""
         entry_offset, position = self.offset_index.floor_entry(limit)
-        if not self._entry_ok(entry_offset, position):
+        if not self._verify_entry(entry_offset, position):
             self._rebuild_damaged_index(entry_offset, position)
             entry_offset, position = self.offset_index.floor_entry(limit)
         return position
 
+    def _forget(self) -> None:
+        """Drop the read-path memory (the file or its index changed other than by an append)."""
+        self._verified = set()
+        self._read_hint = None
+
+    def _hinted_batch(self, offset: int) -> tuple[int, BatchHeader] | None:
+        """The batch where the last read ended, if it starts exactly at `offset` (one header read)."""
+        hint = self._read_hint
+        if hint is None or hint[0] != offset or hint[1] + BATCH_OVERHEAD > self.size:
+            return None
+        position = hint[1]
+        data = os.pread(self._read_fd(), BATCH_OVERHEAD, position)
+        if len(data) < BATCH_OVERHEAD:
+            return None
+        header = BatchHeader(*BATCH_HEADER.unpack_from(data))
+        if (header.base_offset != offset or header.batch_length < MIN_BATCH_LENGTH
+                or position + header.size > self.size):
+            return None
+        return position, header
+
     def translate_offset(self, offset: int) -> tuple[int, BatchHeader] | None:
         """(position, header) of the first batch whose last offset is >= `offset`, or None."""
+        hinted = self._hinted_batch(offset)
+        if hinted is not None:
+            return hinted
         start = self._index_lookup(offset)
         for pos, header in self._iter_headers(start, self.size):
             if header.last_offset >= offset:
@@ -381,17 +419,24 @@ class LogSegment:
         limit = min(start + budget, self.size)
         # Jump close to the end through the index, then walk headers to the last whole batch.
         scan_from = self._index_floor_position(limit)
-        if max_offset is not None:
+        known_next = self._next_offset
+        if max_offset is not None and (known_next is None or max_offset < known_next):
+            # Only when `max_offset` (HW / LSO) falls inside this segment can it end the read
+            # before `limit`; otherwise this lookup would give the same position again.
             bounded = self._index_lookup(max_offset - 1)
             scan_from = min(scan_from, bounded)
         scan_from = max(scan_from, start)
         end = scan_from
+        next_offset = None
         for pos, header in self._iter_headers(scan_from, limit):
             if max_offset is not None and header.last_offset >= max_offset:
                 break
             end = pos + header.size
+            next_offset = header.next_offset
         if end <= start:
             return b""
+        if next_offset is not None:
+            self._read_hint = (next_offset, end)
         return os.pread(self._read_fd(), end - start, start)
 
     def read_batch(self, position: int, header: BatchHeader) -> bytes:
@@ -421,6 +466,7 @@ class LogSegment:
         Rebuilds both indexes and the segment's statistics from the surviving batches.
         """
         result = RecoveryResult()
+        self._forget()
         self._offset_index = OffsetIndex(self.index_path, self.base_offset, self._max_offset_entries)
         self._time_index = TimeIndex(self.time_index_path, self.base_offset, self._max_time_entries)
         self._max_timestamp = -1
@@ -503,6 +549,7 @@ class LogSegment:
         if found is None:
             return 0
         position, _ = found
+        self._forget()
         removed = self.size - position
         self.offset_index.truncate_to_position(position)
         self._truncate_file(position)
@@ -554,6 +601,7 @@ class LogSegment:
     def delete(self) -> None:
         """Close and remove the segment's files."""
         self._active = False
+        self._forget()
         self._handles.evict(self.log_path)
         for path in (self.log_path, self.index_path, self.time_index_path):
             try:

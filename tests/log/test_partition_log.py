@@ -314,3 +314,24 @@ def test_last_stable_offset_follows_the_producer_state_hook(log):
     log.stable_offset_fn = lambda high_watermark: 2  # an open transaction starting at offset 2
     assert log.last_stable_offset == 2
     assert log.read(0, 1000).last_stable_offset == 2
+
+
+def test_a_fetch_continuing_where_the_last_one_ended_reads_the_same_batches(tmp_path):
+    log = open_log(tmp_path / "t-0", config=small_config(segment_bytes=1 << 20))
+    for i in range(40):
+        log.append(make_batch(2, tag=i, value_size=60), leader_epoch=0, now_ms=NOW_MS)
+    first = log.read(0, 700).records
+    offsets = [h.base_offset for _, h in iter_batches(first)]
+    next_offset = offsets[-1] + 2
+    # The next read starts where the last ended (remembered position) ...
+    second = log.read(next_offset, 700).records
+    assert read_batch_header(second, 0).base_offset == next_offset
+    # ... and the memory is dropped when the log is cut there and written again.
+    log.truncate_to(next_offset - 2)
+    log.append(make_batch(3, tag=99, value_size=60), leader_epoch=1, now_ms=NOW_MS)
+    again = log.read(next_offset - 2, 1 << 20).records
+    header = read_batch_header(again, 0)
+    assert (header.base_offset, header.records_count) == (next_offset - 2, 3)
+    # A fetch inside the new batch gets that batch whole, not what used to follow it.
+    assert [h.base_offset for _, h in iter_batches(log.read(next_offset, 1 << 20).records)] == [next_offset - 2]
+    log.close()
