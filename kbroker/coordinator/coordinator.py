@@ -149,6 +149,8 @@ class GroupCoordinator:
         self._new_member_suffix = new_member_suffix or (lambda: str(uuid.uuid4()))
         self._next_pending_id = 1
         self._next_expiry_check_ms: int | None = None
+        # regex subscription -> (topic name table it was resolved against, matching names)
+        self._regex_cache: dict[str, tuple[object, frozenset[str]]] = {}
         # filled during one operation, handed out in its Result
         self._records: list[CoordinatorRecord] = []
         self._completions: list[tuple[int, dict]] = []
@@ -1002,7 +1004,7 @@ class GroupCoordinator:
         # regex subscriptions are resolved against the current metadata image on every
         # heartbeat, so topics created or deleted since are picked up
         if member.subscribed_topic_regex and topic_names is not None:
-            resolved = matching_topics(member.subscribed_topic_regex, topic_names())
+            resolved = self._resolve_regex(member.subscribed_topic_regex, topic_names())
         else:
             resolved = frozenset()
         if resolved != member.resolved_regex_topics:
@@ -1039,6 +1041,18 @@ class GroupCoordinator:
                              "member_id": member.member_id, "member_epoch": member.member_epoch,
                              "heartbeat_interval_ms": self.config.consumer_heartbeat_interval_ms,
                              "assignment": assignment})
+
+    def _resolve_regex(self, pattern: str, names: Iterable[str]) -> frozenset[str]:
+        """Topics matching `pattern`; reused while the metadata image's name table is the same
+        object (images are immutable, so a new table means topics changed)."""
+        cached = self._regex_cache.get(pattern)
+        if cached is not None and cached[0] is names:
+            return cached[1]
+        resolved = matching_topics(pattern, names)
+        if len(self._regex_cache) > 1024:
+            self._regex_cache.clear()
+        self._regex_cache[pattern] = (names, resolved)
+        return resolved
 
     def _replace_static_member(self, group: ConsumerGroup, old: ConsumerMember,
                                new_id: str) -> ConsumerMember:

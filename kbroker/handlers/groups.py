@@ -394,7 +394,7 @@ async def handle_consumer_group_heartbeat(ctx: RequestContext, request: dict) ->
         resp = await runtime.execute(lambda now_ms: runtime.coordinator.consumer_group_heartbeat(
             request, client_id=ctx.client_id or "", client_host=_client_host(ctx),
             topic_info=topic_info, now_ms=now_ms, api_version=ctx.api_version,
-            topic_names=lambda: image.topics_by_name.keys()))
+            topic_names=lambda: image.topics_by_name))
     except KafkaError as exc:
         resp = {"error_code": _append_error(exc), "error_message": None, "member_id": None,
                 "member_epoch": 0, "heartbeat_interval_ms": 0, "assignment": None}
