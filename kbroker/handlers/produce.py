@@ -20,6 +20,8 @@ import logging
 
 from kbroker.dispatch import CloseConnection, RequestContext, handler
 from kbroker.errors import KafkaError
+from kbroker.log.producer_state import guarded_append
+from protocol import DecodeError
 
 logger = logging.getLogger(__name__)
 
@@ -52,8 +54,7 @@ def _records_for_append(records: bytes | memoryview | None, api_version: int) ->
         return records
     if api_version >= 3 or magic not in (0, 1):
         raise KafkaError(INVALID_RECORD, f"magic {magic} not allowed in produce v{api_version}")
-    from protocol import DecodeError
-    from protocol.legacy import convert_to_batch
+    from protocol.legacy import convert_to_batch  # old clients only
 
     try:
         return convert_to_batch(bytes(records))
@@ -81,24 +82,21 @@ async def _topic(ctx: RequestContext, name: str) -> tuple[object | None, int]:
 
 
 def _append(ctx: RequestContext, topic, index: int, records, api_version: int, acks: int) -> dict:
-    from protocol import DecodeError
-
     broker = ctx.broker
     partition = topic.partitions.get(index)
     log = broker.partition_log(topic, index) if partition is not None else None
     if log is None:
         return _partition_response(index, UNKNOWN_TOPIC_OR_PARTITION)
-    min_insync = getattr(log.config, "min_insync_replicas", 1)
-    if acks == -1 and len(partition.isr) < min_insync:
-        # As Kafka's Partition.appendRecordsToLeader: refused before writing anything.
-        return _partition_response(index, NOT_ENOUGH_REPLICAS, error_message=(
-            f"The size of the current ISR {len(partition.isr)} is insufficient to satisfy "
-            f"the min.isr requirement of {min_insync} for partition {topic.name}-{index}"))
+    if acks == -1:
+        min_insync = getattr(log.config, "min_insync_replicas", 1)
+        if len(partition.isr) < min_insync:
+            # As Kafka's Partition.appendRecordsToLeader: refused before writing anything.
+            return _partition_response(index, NOT_ENOUGH_REPLICAS, error_message=(
+                f"The size of the current ISR {len(partition.isr)} is insufficient to satisfy "
+                f"the min.isr requirement of {min_insync} for partition {topic.name}-{index}"))
     try:
         batch = _records_for_append(records, api_version)
         # issue 7: sequence/epoch checks and de-duplication through the producer state
-        from kbroker.log.producer_state import guarded_append
-
         result = guarded_append(getattr(broker, "producers", None), log, batch,
                                 leader_epoch=partition.leader_epoch, now_ms=broker.clock.now_ms())
     except KafkaError as exc:
@@ -127,7 +125,9 @@ async def handle_produce(ctx: RequestContext, request: dict) -> dict | None:
                                            error_message=f"Cannot append to internal topic {name}")
                        for p in partitions]
         else:
-            topic, error_code = await _topic(ctx, name)
+            topic = ctx.broker.controller.image.topics_by_name.get(name)
+            if topic is None:  # the rare case (auto-create, unknown topic) may await
+                topic, error_code = await _topic(ctx, name)
             if topic is None:
                 results = [_partition_response(p["index"], error_code) for p in partitions]
             else:
