@@ -7,7 +7,7 @@ Rules (docs/protocol.md has the long form):
 - missing keys take the spec default on encode (explicit default, else Kafka's type default);
 - the construct tree is compiled once per (api key, version, direction) or (data name,
   version), on first use (functools.cache), because compiling every schema at import would
-  cost seconds.
+  cost seconds; the bytecode of each is cached on disk (protocol/codec_cache.py).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from typing import Any, Mapping
 from construct import Construct, ConstructError
 
 from protocol import messages
+from protocol.codec_cache import compile_tree
 from protocol.errors import DecodeError, EncodeError
 from protocol.primitives import (
     FIXED_FORMATS,
@@ -198,7 +199,8 @@ def _compile(name: str, version: int, spec: MessageSpec) -> Codec:
     if version not in spec.versions():
         raise ValueError(f"{name} has no version {version}")
     tree = KMessage(lower_struct(spec.fields, version, spec.is_flexible(version)))
-    return Codec(name, version, tree.compile())
+    # as tree.compile(), with the bytecode kept on disk across starts (protocol/codec_cache.py)
+    return Codec(name, version, compile_tree(tree, f"{name}_v{version}"))
 
 
 def api_spec(api_key: int, is_response: bool) -> MessageSpec:
