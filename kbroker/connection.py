@@ -35,7 +35,7 @@ import trio
 
 import protocol
 from kbroker.dispatch import HANDLERS, CloseConnection, RequestContext, supported_versions
-from kbroker.transport import Transport, open_transport
+from kbroker.transport import Transport, consume, open_transport
 
 if TYPE_CHECKING:
     from kbroker.broker import Broker
@@ -48,6 +48,7 @@ LARGE_KEEP_BYTES = 2 << 20     # a large-frame buffer up to this size is kept fo
 RESPONSE_QUEUE_DEFAULT = 32    # responses waiting for the writer before the reader blocks
 CHECKPOINT_EVERY = 16          # requests served without yielding before the reader yields
 API_VERSIONS_KEY = 18
+CHUNKED_RESPONSES = frozenset({1})  # Fetch: records go to the socket as read, not copied
 UNSUPPORTED_VERSION = 35
 _SIZE = struct.Struct(">i")
 
@@ -211,27 +212,40 @@ class Connection:
         """Write what the reader could not write at once (backlog only), in order."""
         async with receive_channel:
             async for data in receive_channel:
-                chunks = [data]
+                items = [data]
                 while True:  # whatever else is queued goes in the same sendmsg
                     try:
-                        chunks.append(receive_channel.receive_nowait())
+                        items.append(receive_channel.receive_nowait())
                     except (trio.WouldBlock, trio.EndOfChannel):
                         break
+                chunks: list = []
+                for item in items:
+                    if type(item) is list:
+                        chunks.extend(item)
+                    else:
+                        chunks.append(item)
                 try:
                     await self.transport.send_chunks(chunks)
                 except (trio.BrokenResourceError, trio.ClosedResourceError):
                     logger.debug("connection closed while writing peer=%s", self.peer)
                     return
                 finally:
-                    self._queued -= len(chunks)
+                    self._queued -= len(items)
 
-    async def _send(self, response: bytes, send_channel: trio.MemorySendChannel[Any]) -> None:
-        """Write `response` now if nothing is queued before it, else (or the rest) via the writer."""
+    async def _send(self, response: bytes | list, send_channel: trio.MemorySendChannel[Any]) -> None:
+        """Write `response` now if nothing is queued before it, else (or the rest) via the writer.
+
+        A response is one buffer or a list of buffers (a large Fetch: records not copied)."""
         if self._queued == 0:
             sent = self.transport.send_now(response)
-            if sent == len(response):
+            if type(response) is list:
+                if sent:
+                    response = consume(response, sent)
+                if not response:
+                    return
+            elif sent == len(response):
                 return
-            if sent:
+            elif sent:
                 response = memoryview(response)[sent:]
         self._queued += 1
         await send_channel.send(response)
@@ -287,8 +301,9 @@ class Connection:
                 unyielded = 0
                 await trio.lowlevel.checkpoint()
 
-    async def _handle(self, frame: memoryview) -> bytes | None | object:
-        """Decode, dispatch, encode. Returns the size-prefixed response, None, or CLOSE."""
+    async def _handle(self, frame: memoryview) -> bytes | list | None | object:
+        """Decode, dispatch, encode. Returns the size-prefixed response (one buffer or a list
+        of buffers), None, or CLOSE."""
         try:
             header, body = protocol.decode_request(frame)
         except protocol.UnsupportedVersionError as exc:
@@ -319,6 +334,9 @@ class Connection:
             return CLOSE
         if result is None:
             return None
+        if api_key in CHUNKED_RESPONSES:
+            chunks = protocol.encode_response_chunks(api_key, api_version, header["correlation_id"], result)
+            return chunks[0] if len(chunks) == 1 else chunks
         return protocol.encode_response_frame(api_key, api_version, header["correlation_id"], result)
 
     def _unsupported(self, header: dict, reason: str) -> bytes | object:

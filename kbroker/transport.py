@@ -31,8 +31,9 @@ class Transport(Protocol):
     async def recv_into(self, view: memoryview) -> int:
         """Read into `view`; the count read, 0 at end of stream. Waits only when nothing is there."""
 
-    def send_now(self, data: bytes | memoryview) -> int:
-        """Write what the socket accepts without waiting; the count written (maybe 0)."""
+    def send_now(self, data: bytes | memoryview | list) -> int:
+        """Write what the socket accepts without waiting (a list: its buffers in order);
+        the count written (maybe 0)."""
 
     async def send_chunks(self, chunks: list[bytes | memoryview]) -> None:
         """Write every chunk, in order, waiting for the socket as needed."""
@@ -59,9 +60,11 @@ class SocketTransport:
             except OSError as exc:  # reset by peer, closed under us, ...
                 raise trio.BrokenResourceError(str(exc)) from exc
 
-    def send_now(self, data: bytes | memoryview) -> int:
+    def send_now(self, data: bytes | memoryview | list) -> int:
         """Write what fits in the socket buffer now (see Transport.send_now)."""
         try:
+            if type(data) is list:
+                return self._sock.sendmsg(data[:IOV_LIMIT])
             return self._sock.send(data)
         except BlockingIOError:
             return 0
@@ -100,7 +103,7 @@ class StreamTransport:
         view[:count] = data
         return count
 
-    def send_now(self, data: bytes | memoryview) -> int:
+    def send_now(self, data: bytes | memoryview | list) -> int:
         """Nothing is written without awaiting on a generic stream."""
         return 0
 

@@ -4,6 +4,8 @@ Public API (docs/contracts.md):
     decode_request(frame) -> (header, body)
     encode_response(api_key, api_version, correlation_id, body) -> bytes
     encode_response_frame(...)  -> the same with the 4-byte size prefix, in one buffer
+    encode_response_chunks(...) -> the same as a list of buffers whose large values
+                                   (records) are the caller's objects, not copies
     encode_request(api_key, api_version, correlation_id, client_id, body) -> bytes
     decode_response(api_key, api_version, frame) -> (correlation_id, body)
     decode_body / encode_body, decode_data / encode_data, api_versions()
@@ -36,6 +38,7 @@ __all__ = [
     "decode_request",
     "encode_response",
     "encode_response_frame",
+    "encode_response_chunks",
     "decode_body",
     "encode_body",
     "encode_request",
@@ -167,6 +170,49 @@ def encode_response_frame(
     with io.getbuffer() as view:  # patch the size in place; released before getvalue()
         _SIZE.pack_into(view, 0, len(view) - 4)
     return io.getvalue()
+
+
+CHUNK_MIN_BYTES = 32768  # values at least this large are passed through, not copied
+
+
+class _ChunkWriter:
+    """The `write` the encoders call, gathering small pieces and keeping large ones as given."""
+
+    __slots__ = ("chunks", "_small", "size")
+
+    def __init__(self) -> None:
+        self._small = bytearray(4)  # starts with room for the size prefix
+        self.chunks: list = [self._small]
+        self.size = 0
+
+    def write(self, data) -> int:
+        """Append `data`: copied into the current small buffer, or referenced when large."""
+        count = len(data)
+        if count >= CHUNK_MIN_BYTES:
+            self.chunks.append(data)
+            self._small = bytearray()
+            self.chunks.append(self._small)
+        else:
+            self._small += data
+        self.size += count
+        return count
+
+
+def encode_response_chunks(
+    api_key: int, api_version: int, correlation_id: int, body: Mapping
+) -> list:
+    """Like encode_response_frame, as a list of buffers to write in order (writev / sendmsg).
+
+    Values of CHUNK_MIN_BYTES or more (a Fetch response's records) are the body's own
+    objects, so a large response is never copied into one buffer before the socket.
+    """
+    codec = message_codec(api_key, api_version, True)
+    writer = _ChunkWriter()
+    writer.write(encode_response_header(api_key, api_version, correlation_id))
+    codec.write(writer, body)
+    chunks = writer.chunks
+    _SIZE.pack_into(chunks[0], 0, writer.size)
+    return [chunk for chunk in chunks if len(chunk)]
 
 
 def encode_request(

@@ -76,3 +76,37 @@ def test_records_are_slices_of_the_callers_buffer():
     _, decoded = protocol.decode_request(memoryview(buffer))
     view = decoded["topic_data"][0]["partition_data"][0]["records"]
     assert view.obj is buffer and view.tobytes() == records
+
+
+@st.composite
+def _responses(draw):
+    api_key = draw(st.sampled_from(API_KEYS))
+    low, high = protocol.api_versions()[api_key]
+    version = draw(st.integers(low, high))
+    body = draw(message_values(api_spec(api_key, True), version))
+    return api_key, version, body
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_responses(), st.integers(-(2**31), 2**31 - 1))
+def test_response_chunks_equal_the_frame(response, correlation_id):
+    api_key, version, body = response
+    chunks = protocol.encode_response_chunks(api_key, version, correlation_id, body)
+    assert b"".join(chunks) == protocol.encode_response_frame(api_key, version, correlation_id, body)
+
+
+def test_large_records_are_sent_as_given():
+    records = [bytes([i]) * (protocol.CHUNK_MIN_BYTES + i) for i in range(3)]
+    partitions = [{"partition_index": i, "error_code": 0, "high_watermark": 10,
+                   "last_stable_offset": 10, "log_start_offset": 0, "aborted_transactions": [],
+                   "preferred_read_replica": -1, "records": r} for i, r in enumerate(records)]
+    body = {"throttle_time_ms": 0, "error_code": 0, "session_id": 0,
+            "responses": [{"topic": "t", "partitions": partitions}]}
+    chunks = protocol.encode_response_chunks(1, 11, 5, body)
+    for r in records:
+        assert any(chunk is r for chunk in chunks)
+    frame = b"".join(chunks)
+    assert frame == protocol.encode_response_frame(1, 11, 5, body)
+    correlation_id, decoded = protocol.decode_response(1, 11, frame[4:])
+    assert correlation_id == 5
+    assert [bytes(p["records"]) for p in decoded["responses"][0]["partitions"]] == records

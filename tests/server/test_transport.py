@@ -254,3 +254,46 @@ def test_consume_drops_written_bytes():
     assert [bytes(c) for c in consume(chunks, 4)] == [b"e", b"fghij"]
     assert [bytes(c) for c in consume(chunks, 5)] == [b"fghij"]
     assert consume(chunks, 10) == []
+
+
+async def test_large_fetch_over_a_socket_to_a_slow_reader(tmp_path):
+    """A whole broker: 3 MB produced, fetched in one response that the socket cannot take
+    at once; the client reads slowly and gets every batch back byte for byte."""
+    from protocol.record_codec import build_batch
+    from tests.server.test_broker_inprocess import _fetch, running_broker
+
+    async with running_broker(tmp_path) as broker:
+        await broker.controller.create_topic("big", 1, 1)
+        left, right = trio.socket.socketpair()
+        client = trio.SocketStream(left)
+        broker.test_nursery.start_soon(Connection(broker, trio.SocketStream(right), "pair").run)
+        batches = [build_batch([(None, bytes([n]) * 1000) for _ in range(1000)]) for n in range(3)]
+        for correlation_id, batch in enumerate(batches):
+            body = {"transactional_id": None, "acks": -1, "timeout_ms": 1000, "topic_data": [
+                {"name": "big", "partition_data": [{"index": 0, "records": batch}]}]}
+            payload = protocol.encode_request(0, 9, correlation_id, "t", body)
+            await client.send_all(struct.pack(">i", len(payload)) + payload)
+        frames = _Frames(client)
+        for correlation_id in range(3):
+            got, response = protocol.decode_response(0, 9, await frames.next())
+            assert got == correlation_id
+            assert response["responses"][0]["partition_responses"][0]["error_code"] == 0
+        fetch = _fetch("big", 0, 0)
+        fetch["max_bytes"] = fetch["topics"][0]["partitions"][0]["partition_max_bytes"] = 1 << 24
+        payload = protocol.encode_request(1, 12, 99, "t", fetch)
+        await client.send_all(struct.pack(">i", len(payload)) + payload)
+        received = bytearray()
+        with trio.fail_after(20):
+            while len(received) < 4 or len(received) < 4 + struct.unpack_from(">i", received)[0]:
+                data = await client.receive_some(4096)  # small reads: the broker must wait on us
+                assert data
+                received += data
+        got, response = protocol.decode_response(1, 12, bytes(received[4:]))
+        assert got == 99
+        records = bytes(response["responses"][0]["partitions"][0]["records"])
+        assert len(records) == sum(len(b) for b in batches)
+        from protocol.record_codec import decode_records
+
+        values = [r.value for b in decode_records(records) for r in b.records]
+        assert values == [bytes([n]) * 1000 for n in range(3) for _ in range(1000)]
+        await client.aclose()
