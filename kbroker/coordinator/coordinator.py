@@ -1001,15 +1001,16 @@ class GroupCoordinator:
                 member.rebalance_timeout_ms = request["rebalance_timeout_ms"]
         member.session_deadline_ms = now_ms + self.config.consumer_session_timeout_ms
 
-        # regex subscriptions are resolved against the current metadata image on every
-        # heartbeat, so topics created or deleted since are picked up
-        if member.subscribed_topic_regex and topic_names is not None:
-            resolved = self._resolve_regex(member.subscribed_topic_regex, topic_names())
-        else:
-            resolved = frozenset()
-        if resolved != member.resolved_regex_topics:
-            member.resolved_regex_topics = resolved
-            bump = True
+        # regex subscriptions are resolved for the whole group (as Kafka does) against the
+        # current metadata image on every heartbeat, so created/deleted topics are picked up
+        if topic_names is not None:
+            names = topic_names()
+            for m in group.members.values():
+                resolved = (self._resolve_regex(m.subscribed_topic_regex, names)
+                            if m.subscribed_topic_regex else frozenset())
+                if resolved != m.resolved_regex_topics:
+                    m.resolved_regex_topics = resolved
+                    bump = True
         metadata = {}
         for name in sorted(group.subscribed_topics()):
             info = topic_info(name)
