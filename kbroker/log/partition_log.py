@@ -276,7 +276,10 @@ class PartitionLog:
         if not config.log_append_time:
             self._check_timestamps(header, now_ms)
 
-        buf = records if isinstance(records, bytearray) else bytearray(records)
+        # A writable view (the connection's receive buffer) is patched in place: no copy.
+        writable = isinstance(records, bytearray) or (
+            isinstance(records, memoryview) and not records.readonly)
+        buf = records if writable else bytearray(records)
         base_offset = self.log_end_offset
         set_base_offset(buf, 0, base_offset)
         set_partition_leader_epoch(buf, 0, leader_epoch)
