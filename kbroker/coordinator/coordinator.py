@@ -27,7 +27,6 @@ from kbroker.coordinator import consumer_group as cg
 from kbroker.coordinator.consumer_group import ConsumerGroup, ConsumerMember, TopicInfo
 from kbroker.coordinator.group import ClassicGroup, GroupState, Member
 from kbroker.coordinator.offsets import OffsetAndMetadata, is_expired
-from kbroker.coordinator.topic_regex import InvalidRegex, compile_topic_regex, matching_topics
 from kbroker.coordinator.records import (CG_CURRENT_ASSIGNMENT, CG_MEMBER_METADATA,
                                          CG_METADATA, CG_PARTITION_METADATA,
                                          CG_TARGET_MEMBER, CG_TARGET_METADATA,
@@ -35,6 +34,7 @@ from kbroker.coordinator.records import (CG_CURRENT_ASSIGNMENT, CG_MEMBER_METADA
                                          ConsumerMemberMetadata, CoordinatorRecord,
                                          FrozenAssignment, GroupMetadataRecord,
                                          GroupMetadataSnapshot, MemberRecord, OffsetCommitRecord)
+from kbroker.coordinator.topic_regex import InvalidRegex, compile_topic_regex, matching_topics
 
 logger = logging.getLogger(__name__)
 
