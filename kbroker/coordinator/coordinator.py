@@ -11,7 +11,10 @@ Durable state (committed offsets, group deletion) changes only in `replay`, so l
 __consumer_offsets at start is the same code path as a live commit. Membership in flight
 (who has rejoined, heartbeat deadlines, waiting requests) is volatile and lives in memory, as
 in Kafka; the group's completed generation is persisted as a GroupMetadata record, which
-`replay` applies when loading. Timers are driven by `tick(now_ms)` and `next_deadline_ms()`.
+`replay` applies when loading. KIP-848 groups are written whole as Kafka's records 3-8
+whenever they change (`_sync_consumer_group`: only the difference to what `replay` saw last)
+and rebuilt by `finish_load` after the load. Timers are driven by `tick(now_ms)` and
+`next_deadline_ms()`.
 
 Error choices follow Kafka 3.9's classic GroupCoordinator; see docs/groups.md.
 """
