@@ -1091,8 +1091,12 @@ class GroupCoordinator:
         """ConsumerGroupDescribe entry for one group."""
         group = self.consumer_groups.get(group_id)
         if group is None:
+            classic = self.groups.get(group_id)
+            known = classic is not None and classic.state is not GroupState.DEAD and (
+                classic.members or classic.protocol_type)
             return {"error_code": GROUP_ID_NOT_FOUND,
-                    "error_message": f"Group {group_id} not found.",
+                    "error_message": (f"Group {group_id} is not a consumer group." if known
+                                      else f"Group {group_id} not found."),
                     "group_id": group_id, "group_state": "Dead", "group_epoch": -1,
                     "assignment_epoch": -1, "assignor_name": "", "members": []}
 

@@ -332,3 +332,18 @@ def test_expired_empty_group_tombstones_its_kip848_records():
     # even without the classic group tombstone (compacted away) nothing comes back
     k.log = [(key, value) for key, value in k.log if int.from_bytes(key[:2], "big") != 2]
     assert "g" not in k.reload().consumer_groups
+
+
+def test_describe_names_why_a_group_is_not_found():
+    k = Cluster()
+    res = k.gc.join_group({"group_id": "classic", "member_id": "", "session_timeout_ms": 10000,
+                           "rebalance_timeout_ms": 10000, "protocol_type": "consumer",
+                           "protocols": [{"name": "range", "metadata": b""}]},
+                          client_id="c", client_host="/h", api_version=3, now_ms=k.now)
+    for r in res.records:
+        k.gc.replay(r, now_ms=k.now)
+    d = k.gc.consumer_group_describe("classic", lambda t: None)
+    assert (d["error_code"], d["error_message"]) == (c.GROUP_ID_NOT_FOUND,
+                                                     "Group classic is not a consumer group.")
+    d = k.gc.consumer_group_describe("nope", lambda t: None)
+    assert (d["error_code"], d["error_message"]) == (c.GROUP_ID_NOT_FOUND, "Group nope not found.")
