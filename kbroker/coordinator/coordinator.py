@@ -868,7 +868,8 @@ class GroupCoordinator:
             if request.get("rebalance_timeout_ms", -1) == -1:
                 return error(cg.INVALID_REQUEST,
                              "RebalanceTimeoutMs must be provided in first request.")
-            if owned:
+            if owned is None or owned:
+                # null is refused too: Kafka wants an explicit empty list on (re-)join
                 return error(cg.INVALID_REQUEST,
                              "TopicPartitions must be empty when (re-)joining.")
             if subscribed is None and api_version == 0:

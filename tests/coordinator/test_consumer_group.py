@@ -29,7 +29,7 @@ class Group:
                "instance_id": None, "rack_id": None, "rebalance_timeout_ms": 10000,
                "subscribed_topic_names": list(topics) if topics is not None else None,
                "server_assignor": assignor,
-               "topic_partitions": None if owned is None else [
+               "topic_partitions": ([] if epoch == 0 else None) if owned is None else [
                    {"topic_id": t, "partitions": sorted(ps)} for t, ps in owned.items()]}
         res = self.gc.consumer_group_heartbeat(req, client_id="cli", client_host="/h",
                                                topic_info=self.topics.get, now_ms=self.now)

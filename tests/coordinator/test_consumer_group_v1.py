@@ -347,3 +347,16 @@ def test_describe_names_why_a_group_is_not_found():
                                                      "Group classic is not a consumer group.")
     d = k.gc.consumer_group_describe("nope", lambda t: None)
     assert (d["error_code"], d["error_message"]) == (c.GROUP_ID_NOT_FOUND, "Group nope not found.")
+
+
+def test_join_needs_an_empty_not_a_null_partition_list():
+    k = Cluster()
+    k.create("a", 2)
+    r = k.hb("m", topics=["a"], owned=None, first=True)
+    assert r["error_code"] == 0
+    res = k.gc.consumer_group_heartbeat(
+        {"group_id": "g", "member_id": "n", "member_epoch": 0, "rebalance_timeout_ms": 1000,
+         "subscribed_topic_names": ["a"], "topic_partitions": None},
+        client_id="c", client_host="/h", topic_info=k.topics.get, now_ms=k.now, api_version=1)
+    assert (res.response["error_code"], res.response["error_message"]) == (
+        cg.INVALID_REQUEST, "TopicPartitions must be empty when (re-)joining.")

@@ -241,7 +241,7 @@ def test_consumer_group_heartbeat_v0_converges_and_describes(broker):
             r = c.request(ApiKey.CONSUMER_GROUP_HEARTBEAT, 0, {
                 "group_id": group, "member_id": member_id, "member_epoch": epoch,
                 "rebalance_timeout_ms": 5000, "subscribed_topic_names": topics,
-                "topic_partitions": None if owned is None else [
+                "topic_partitions": ([] if epoch == 0 else None) if owned is None else [
                     {"topic_id": t, "partitions": sorted(ps)} for t, ps in owned.items()]})
             assert r["error_code"] == ErrorCode.NONE, r
             return r
