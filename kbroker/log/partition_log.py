@@ -457,14 +457,20 @@ class PartitionLog:
         records = b""
         if max_offset is None or fetch_offset < max_offset:
             i = max(bisect_right(self._bases, fetch_offset) - 1, 0)
-            while i < len(self._segments):
-                data = self._segments[i].read(
-                    fetch_offset, max_bytes, max_offset=max_offset, min_one_batch=min_one_batch
-                )
-                if data is not None:
-                    records = data
-                    break
-                i += 1
+            try:
+                while i < len(self._segments):
+                    data = self._segments[i].read(
+                        fetch_offset, max_bytes, max_offset=max_offset, min_one_batch=min_one_batch
+                    )
+                    if data is not None:
+                        records = data
+                        break
+                    i += 1
+            except OSError as exc:
+                # e.g. EMFILE when reopening a segment the descriptor cache had closed: the
+                # client gets Kafka's error for a failed log dir read, the broker carries on.
+                logger.error("read failed topic=%s partition=%d error=%s", self.topic, self.partition, exc)
+                raise KafkaError(KAFKA_STORAGE_ERROR, f"read failed: {exc}") from None
         return ReadResult(
             records=records,
             high_watermark=self.high_watermark,

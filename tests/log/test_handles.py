@@ -76,3 +76,15 @@ def test_a_read_only_descriptor_is_upgraded_for_appends(tmp_path):
     assert handles.get(path) == rw  # the append descriptor serves reads too
     assert os.pread(rw, 6, 0) == b"abcdef"
     handles.close_all()
+
+
+def test_a_read_that_cannot_open_its_segment_is_a_storage_error(tmp_path):
+    handles = FileHandleCache(max_open=1)
+    log = open_log(tmp_path / "t-0", handles=handles)
+    log.append(make_batch(2), leader_epoch=0, now_ms=NOW_MS)
+    other = open_log(tmp_path / "t-1", handles=handles)  # pushes t-0 out of the cache
+    os.unlink(log.active_segment.log_path)
+    with pytest.raises(KafkaError) as info:
+        log.read(0, 1 << 20)
+    assert info.value.code == 56  # KAFKA_STORAGE_ERROR
+    other.close()
