@@ -1,24 +1,28 @@
-"""Compile a lowered construct tree to parse/build functions, keeping the bytecode on disk.
+"""Parse/build functions of a schema version, with their bytecode kept on disk.
 
-Turning a schema into functions has three steps: lowering the table to a construct tree
-and generating Python source from it (about 0.3 ms for a large message), then Python's
-`compile()` of that source (about 2 ms for Metadata or Fetch responses: 80% of the
-cost). A broker compiles a dozen schemas before its first answers, so the last step is
-kept on disk, as `__pycache__` does for modules: the code object is stored under the
-SHA-256 of the generated source (plus the interpreter's bytecode magic), so a file can
-only ever be reused for exactly the source it was compiled from; a stale or foreign
-file is never looked up, a damaged one (checksum) is ignored and rewritten.
+Turning a schema into functions costs three steps: lowering the table to a construct tree
+and generating Python source from it (about 0.3 ms for a large message, plus importing
+construct itself, about 10 ms once per process), then Python's `compile()` of the source
+(about 2 ms for a Metadata or Fetch response). A broker builds a dozen codecs before its
+first answers, so the result is kept on disk, as `__pycache__` does for modules, and a
+warm start neither imports construct nor generates nor compiles anything.
 
-The source is generated every time (it is cheap and it is the key); only `compile()` is
-skipped. Trees with linked (non-compiled) instances are never cached: their source
-names object ids of this process.
+The key is the SHA-256 of everything the generated code depends on: the schema table
+itself (its repr), the version, the source files of the generator (this module,
+codec_runtime.py, primitives.py, lower.py, spec.py), construct's version file and the
+interpreter's bytecode magic. Any change to any of them gives new keys, so a stale entry
+is never looked up; a damaged one (checksum) is ignored and rewritten. Generated code
+imports only protocol.codec_runtime and the standard library (`_PRELUDE`), never
+construct, so what it runs is the same whether it came from the disk or was just compiled.
 
 Where: `$KBROKER_CODEC_CACHE` if set (`off` disables the cache), else
-`$XDG_CACHE_HOME/kbroker/codecs` or `~/.cache/kbroker/codecs`. The directory is created
-private (0700); files are written atomically (temp file + rename), so brokers starting
-side by side never read half a file; a cache that cannot be created or written only costs
-the compile. Files are loaded only from a directory owned by this user and writable by
-no one else, since a cached code object runs like a .pyc does.
+`$XDG_CACHE_HOME/kbroker/codecs` or `~/.cache/kbroker/codecs`, one subdirectory per
+generator fingerprint (sets of other fingerprints unused for a day are deleted when a new
+one starts). Directories are created private (0700); files are written atomically (temp
+file + rename), so brokers starting side by side never read half a file; a cache that
+cannot be created or written only costs the compile. Files are loaded only from
+directories owned by this user and writable by no one else, since a cached code object
+runs like a .pyc does.
 """
 
 from __future__ import annotations
@@ -35,20 +39,18 @@ from pathlib import Path
 from types import CodeType
 from typing import Any, Callable
 
-from construct.core import CodeGen
-
 logger = logging.getLogger(__name__)
 
 ENV_VAR = "KBROKER_CODEC_CACHE"
-_FORMAT = b"KBCODEC1"
-_HEADER = struct.Struct(">8s4s32sI")  # format, bytecode magic, source sha256, payload crc32
+PRUNE_AFTER_S = 86_400  # another fingerprint's set untouched this long is deleted
+_FORMAT = b"KBCODEC2"
+_HEADER = struct.Struct(">8s4s32sI")  # format, bytecode magic, key (sha256), payload crc32
 _MAGIC = importlib.util.MAGIC_NUMBER
 
-# What generated code may name besides its own definitions: construct's runtime names (its
-# emitters refer to them) and the helpers its compiled snippets expect in module scope.
+# What generated code may name besides its own definitions (the emitters of primitives.py
+# import their helpers from protocol.codec_runtime themselves). No construct names: a codec
+# loaded from the disk must run without construct (tests check every schema's names resolve).
 _PRELUDE = """\
-from construct import *
-from construct.lib import *
 from io import BytesIO
 import collections
 import itertools
@@ -62,18 +64,53 @@ def reuse(obj, func):
 
 
 class CompiledCodec:
-    """The parse and build functions of one schema, with the source they came from."""
+    """The parse and build functions of one schema, and (on demand) their source."""
 
-    __slots__ = ("parsefunc", "buildfunc", "source")
+    __slots__ = ("parsefunc", "buildfunc", "_source", "_make_tree")
 
-    def __init__(self, parsefunc: Callable[..., Any], buildfunc: Callable[..., Any], source: str) -> None:
+    def __init__(self, parsefunc: Callable[..., Any], buildfunc: Callable[..., Any],
+                 source: str | None, make_tree: Callable[[], Any] | None = None) -> None:
         self.parsefunc = parsefunc
         self.buildfunc = buildfunc
-        self.source = source
+        self._source = source
+        self._make_tree = make_tree
+
+    @property
+    def source(self) -> str:
+        """The generated source (regenerated when the code came from the disk cache)."""
+        if self._source is None and self._make_tree is not None:
+            self._source = generate_source(self._make_tree())[0]
+        return self._source or ""
+
+
+def load_codec(label: str, schema: Any, version: int, make_tree: Callable[[], Any]) -> CompiledCodec:
+    """Parse/build functions of `schema` at `version`: from the disk cache, else compiled.
+
+    `make_tree()` lowers the schema to its construct tree (only called on a miss);
+    `schema` is the table it is lowered from (a MessageSpec), part of the cache key.
+    """
+    digest = _key(schema, version)
+    code = _cached_code(digest, label) if digest is not None else None
+    source = None
+    if code is None:
+        source, linked = generate_source(make_tree())
+        code = compile(source, f"<codec {label}>", "exec")
+        if digest is not None and not linked:
+            _store(digest, code)
+    return _instantiate(code, label, source, make_tree)
 
 
 def compile_tree(tree: Any, label: str) -> CompiledCodec:
-    """Parse/build functions of a construct tree (`parseall(io, this)`, `buildall(obj, io, this)`)."""
+    """Parse/build functions of a construct tree, compiled now (no cache)."""
+    source, _ = generate_source(tree)
+    return _instantiate(compile(source, f"<codec {label}>", "exec"), label, source)
+
+
+def generate_source(tree: Any) -> tuple[str, bool]:
+    """The module source defining `parseall(io, this)` and `buildall(obj, io, this)` for
+    `tree`, and whether it links live construct instances (then it cannot be cached)."""
+    from construct.core import CodeGen
+
     gen = CodeGen()
     gen.append(_PRELUDE)
     parse_expr = tree._compileparse(gen)
@@ -84,26 +121,22 @@ def compile_tree(tree: Any, label: str) -> CompiledCodec:
         def buildall(obj, io, this):
             return {build_expr}
     """)
-    source = gen.toString()
-    cacheable = not gen.linkedinstances
-    code = _cached_code(source, label) if cacheable else None
-    if code is None:
-        code = compile(source, f"<codec {label}>", "exec")
-        if cacheable:
-            _store(source, code)
-    namespace: dict[str, Any] = {
-        "__name__": f"protocol.codec.{label}",
-        "linkedinstances": gen.linkedinstances,
-        "linkedparsers": gen.linkedparsers,
-        "linkedbuilders": gen.linkedbuilders,
-    }
+    return gen.toString(), bool(gen.linkedinstances)
+
+
+def _instantiate(code: CodeType, label: str, source: str | None,
+                 make_tree: Callable[[], Any] | None = None) -> CompiledCodec:
+    namespace: dict[str, Any] = {"__name__": f"protocol.codec.{label}"}
     exec(code, namespace)
-    return CompiledCodec(namespace["parseall"], namespace["buildall"], source)
+    return CompiledCodec(namespace["parseall"], namespace["buildall"], source, make_tree)
 
 
 # ---------------------------------------------------------------------- the disk cache
 
-_dir_state: dict[str, Path | None] = {}
+_dir_state: dict[str, Any] = {}
+
+# the files whose content decides what a schema compiles to
+_GENERATOR_FILES = ("codec_cache.py", "codec_runtime.py", "primitives.py", "lower.py", "spec.py")
 
 
 def cache_dir() -> Path | None:
@@ -112,6 +145,40 @@ def cache_dir() -> Path | None:
         return _dir_state["dir"]
     _dir_state["dir"] = path = _open_dir()
     return path
+
+
+def _fingerprint() -> bytes | None:
+    """Hash of the generator's sources, construct's version and the bytecode magic."""
+    if "fingerprint" not in _dir_state:
+        h = hashlib.sha256(_FORMAT + _MAGIC)
+        try:
+            here = Path(__file__).parent
+            for name in _GENERATOR_FILES:
+                h.update((here / name).read_bytes())
+            spec = importlib.util.find_spec("construct")  # locates it without importing it
+            locations = list(spec.submodule_search_locations or ()) if spec else []
+            h.update((Path(locations[0]) / "version.py").read_bytes())
+            _dir_state["fingerprint"] = h.digest()
+        except (OSError, IndexError, ImportError) as exc:
+            logger.debug("codec cache disabled: %s", exc)
+            _dir_state["fingerprint"] = None
+    return _dir_state["fingerprint"]
+
+
+def _key(schema: Any, version: int) -> bytes | None:
+    """The cache key of `schema` at `version`, or None when it cannot be cached."""
+    if cache_dir() is None:
+        return None
+    fingerprint = _fingerprint()
+    if fingerprint is None:
+        return None
+    text = repr(schema)
+    from protocol.spec import _NO_DEFAULT
+
+    text = text.replace(repr(_NO_DEFAULT), "<no default>")  # an object(): its repr has an address
+    if " at 0x" in text:
+        return None  # something else without a stable repr: never reuse across processes
+    return hashlib.sha256(fingerprint + f"{version}:".encode() + text.encode()).digest()
 
 
 def reset() -> None:
@@ -123,37 +190,57 @@ def _open_dir() -> Path | None:
     configured = os.environ.get(ENV_VAR, "")
     if configured.lower() in ("off", "0", "false", "no"):
         return None
+    fingerprint = _fingerprint()
+    if fingerprint is None:
+        return None
     if configured:
         base = Path(configured)
     else:
         xdg = os.environ.get("XDG_CACHE_HOME")
         base = (Path(xdg) if xdg else Path.home() / ".cache") / "kbroker" / "codecs"
-    path = base / _MAGIC.hex()
+    # one subdirectory per generator fingerprint, so a changed kbroker/construct/Python
+    # starts a fresh set and the old sets can be pruned as whole directories
+    path = base / fingerprint.hex()[:32]
     try:
-        path.mkdir(mode=0o700, parents=True, exist_ok=True)
-        st = path.stat()
+        base.mkdir(mode=0o700, parents=True, exist_ok=True)
+        try:
+            path.mkdir(mode=0o700)
+            _prune(base, keep=path)
+        except FileExistsError:
+            pass
+        for directory in (base, path):
+            st = directory.stat()
+            if st.st_uid != os.getuid() or st.st_mode & 0o022:
+                logger.warning("codec cache %s ignored: not private to this user", directory)
+                return None
     except (OSError, RuntimeError) as exc:  # RuntimeError: no home directory
         logger.debug("codec cache disabled: %s", exc)
         return None
-    if st.st_uid != os.getuid() or st.st_mode & 0o022:
-        logger.warning("codec cache %s ignored: not private to this user", path)
-        return None
     return path
+
+
+def _prune(base: Path, keep: Path) -> None:
+    """Remove the sets of other fingerprints unused for PRUNE_AFTER_S (older kbroker code)."""
+    import shutil
+    import time
+
+    cutoff = time.time() - PRUNE_AFTER_S
+    for entry in base.iterdir():
+        try:
+            if entry != keep and entry.is_dir() and entry.stat().st_mtime < cutoff:
+                shutil.rmtree(entry, ignore_errors=True)
+        except OSError:
+            continue
 
 
 def _file_for(directory: Path, digest: bytes) -> Path:
     return directory / f"{digest.hex()}.code"
 
 
-def _digest(source: str) -> bytes:
-    return hashlib.sha256(source.encode()).digest()
-
-
-def _cached_code(source: str, label: str) -> CodeType | None:
+def _cached_code(digest: bytes, label: str) -> CodeType | None:
     directory = cache_dir()
     if directory is None:
         return None
-    digest = _digest(source)
     try:
         with open(_file_for(directory, digest), "rb") as f:
             if os.fstat(f.fileno()).st_uid != os.getuid():
@@ -175,11 +262,10 @@ def _cached_code(source: str, label: str) -> CodeType | None:
     return code if isinstance(code, CodeType) else None
 
 
-def _store(source: str, code: CodeType) -> None:
+def _store(digest: bytes, code: CodeType) -> None:
     directory = cache_dir()
     if directory is None:
         return
-    digest = _digest(source)
     payload = marshal.dumps(code)
     blob = _HEADER.pack(_FORMAT, _MAGIC, digest, zlib.crc32(payload)) + payload
     try:

@@ -18,26 +18,23 @@ import struct
 from io import BytesIO
 from typing import Any, Mapping
 
-from construct import Construct, ConstructError
+from typing import TYPE_CHECKING
 
 from protocol import messages
-from protocol.codec_cache import compile_tree
+from protocol.codec_cache import load_codec
 from protocol.errors import DecodeError, EncodeError
-from protocol.primitives import (
-    FIXED_FORMATS,
-    Fixed,
-    KArray,
-    KBytes,
-    KMessage,
-    KRecords,
-    KString,
-    KStruct,
-    StructField,
-    Uuid,
-)
 from protocol.spec import FieldSpec, MessageSpec, in_range, type_default
 
-#: Everything a malformed input can make Python raise inside generated code.
+if TYPE_CHECKING:
+    from construct import Construct
+
+    from protocol.primitives import KStruct
+
+# protocol.primitives (and with it construct, ~10 ms to import) is imported only to lower a
+# schema whose codec is not in the disk cache (protocol/codec_cache.py).
+
+#: Everything a malformed input can make Python raise inside generated code. (Generated code
+#: names nothing from construct, so construct's own ConstructError cannot arise in it.)
 _DECODE_FAILURES = (
     struct.error,
     ValueError,
@@ -48,7 +45,6 @@ _DECODE_FAILURES = (
     TypeError,
     MemoryError,
     RecursionError,
-    ConstructError,
 )
 _ENCODE_FAILURES = (
     struct.error,
@@ -56,7 +52,6 @@ _ENCODE_FAILURES = (
     OverflowError,
     TypeError,
     AttributeError,
-    ConstructError,
 )
 
 
@@ -69,6 +64,8 @@ def _compact(spec: FieldSpec, version: int, flexible: bool) -> bool:
 
 def _element(spec: FieldSpec, version: int, flexible: bool, compact: bool, nullable: bool) -> Construct:
     """The construct for one value of the field's type (the element type for arrays)."""
+    from protocol.primitives import FIXED_FORMATS, Fixed, KBytes, KRecords, KString, Uuid
+
     if spec.fields is not None:
         return lower_struct(spec.fields, version, flexible, nullable)
     t = spec.type
@@ -120,6 +117,8 @@ def lower_struct(
     fields: tuple[FieldSpec, ...], version: int, flexible: bool, nullable: bool = False
 ) -> KStruct:
     """Lower a struct's field table at one version."""
+    from protocol.primitives import KArray, KStruct, StructField
+
     members: list[StructField] = []
     for f in fields:
         if not f.present(version):
@@ -140,14 +139,19 @@ def lower_struct(
 class Codec:
     """One compiled schema: parse/build functions plus the error conversion around them."""
 
-    __slots__ = ("name", "version", "parse", "build", "source")
+    __slots__ = ("name", "version", "parse", "build", "_compiled")
 
     def __init__(self, name: str, version: int, compiled: Any) -> None:
         self.name = name
         self.version = version
         self.parse = compiled.parsefunc
         self.build = compiled.buildfunc
-        self.source = compiled.source
+        self._compiled = compiled
+
+    @property
+    def source(self) -> str:
+        """The generated Python source of this codec (for inspection)."""
+        return self._compiled.source
 
     def read(self, io: BytesIO, ctx: dict) -> dict:
         """Parse one value from `io` at its current position (ctx has _end and _frame)."""
@@ -198,9 +202,14 @@ def open_frame(data: bytes | bytearray | memoryview) -> tuple[BytesIO, dict]:
 def _compile(name: str, version: int, spec: MessageSpec) -> Codec:
     if version not in spec.versions():
         raise ValueError(f"{name} has no version {version}")
-    tree = KMessage(lower_struct(spec.fields, version, spec.is_flexible(version)))
-    # as tree.compile(), with the bytecode kept on disk across starts (protocol/codec_cache.py)
-    return Codec(name, version, compile_tree(tree, f"{name}_v{version}"))
+
+    def make_tree() -> Construct:
+        from protocol.primitives import KMessage
+
+        return KMessage(lower_struct(spec.fields, version, spec.is_flexible(version)))
+
+    # as make_tree().compile(), but kept on disk across starts (protocol/codec_cache.py)
+    return Codec(name, version, load_codec(f"{name}_v{version}", spec, version, make_tree))
 
 
 def api_spec(api_key: int, is_response: bool) -> MessageSpec:
