@@ -16,7 +16,7 @@ from io import BytesIO
 
 from protocol import messages
 from protocol.errors import DecodeError
-from protocol.primitives import encode_uvarint, k_read_tag_header, k_read_uvarint
+from protocol.codec_runtime import encode_uvarint, k_read_tag_header, k_read_uvarint
 from protocol.spec import in_range
 
 _HEAD = struct.Struct(">hhi")
