@@ -7,7 +7,9 @@ per request). Otherwise the rest of the response goes on a bounded memory channe
 by a second task, the *writer*, which sends whatever is queued with one sendmsg; meanwhile
 the reader goes on with the next request. Requests on one connection are handled one at a
 time, as Kafka does, and a response is written directly only while the channel is empty,
-so responses leave in request order without sequence numbers.
+so responses leave in request order without sequence numbers. While the next request is
+a Produce already received whole, answers are held (at most COALESCE_MAX) and leave
+together in one sendmsg; any other next request (a Fetch may wait) flushes them first.
 
 Frames are read into buffers the connection owns (`FrameReader`): small ones into one
 receive buffer that is reused, a large one straight into a buffer of its size, which is
@@ -47,6 +49,7 @@ RECEIVE_BYTES = 65536          # receive buffer once traffic grows; larger frame
 LARGE_KEEP_BYTES = 2 << 20     # a large-frame buffer up to this size is kept for the next one
 RESPONSE_QUEUE_DEFAULT = 32    # responses waiting for the writer before the reader blocks
 CHECKPOINT_EVERY = 16          # requests served without yielding before the reader yields
+COALESCE_MAX = 16              # responses held for one sendmsg while produces are pipelined
 API_VERSIONS_KEY = 18
 CHUNKED_RESPONSES = frozenset({1})  # Fetch: records go to the socket as read, not copied
 UNSUPPORTED_VERSION = 35
@@ -88,6 +91,16 @@ class FrameReader:
     def buffered(self) -> int:
         """Bytes already received and not yet returned."""
         return self._end - self._start
+
+    def produce_ready(self) -> bool:
+        """True when a whole Produce request (api key 0) is already buffered."""
+        start = self._start
+        available = self._end - start
+        if available < 6:
+            return False
+        buffer = self._buffer
+        size = _SIZE.unpack_from(buffer, start)[0]
+        return 0 <= size <= available - 4 and buffer[start + 4] == 0 and buffer[start + 5] == 0
 
     def _make_room(self, wanted: int) -> None:
         """Arrange that `wanted` bytes from `_start` fit in the buffer, moving or growing it."""
@@ -268,6 +281,17 @@ class Connection:
 
     async def _serve_frames(self, scope: trio.CancelScope,
                             send_channel: trio.MemorySendChannel[Any]) -> None:
+        held: list = []
+        await self._serve_loop(scope, send_channel, held)
+        if held:  # answers to requests already handled leave before the connection closes
+            await self._send(held[0] if len(held) == 1 else held, send_channel)
+
+    async def _serve_loop(self, scope: trio.CancelScope,
+                          send_channel: trio.MemorySendChannel[Any], held: list) -> None:
+        """Serve frames until the connection should close. Responses are written after each
+        request, except that while the next request is a Produce already received whole
+        (which is answered without waiting on anything) they are held, up to
+        COALESCE_MAX, and leave together in one sendmsg."""
         reader = FrameReader(self.transport, self.broker.config.socket_request_max_bytes)
         unyielded = 0
         while not self._closing:
@@ -293,7 +317,13 @@ class Connection:
             if response is CLOSE:
                 return
             if response is not None:
-                await self._send(response, send_channel)
+                if type(response) is list:
+                    held.extend(response)
+                else:
+                    held.append(response)
+            if held and (len(held) >= COALESCE_MAX or not reader.produce_ready()):
+                await self._send(held[0] if len(held) == 1 else held.copy(), send_channel)
+                held.clear()
             self.requests_handled += 1
             unyielded += 1
             if unyielded >= CHECKPOINT_EVERY:

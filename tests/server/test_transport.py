@@ -297,3 +297,53 @@ async def test_large_fetch_over_a_socket_to_a_slow_reader(tmp_path):
         values = [r.value for b in decode_records(records) for r in b.records]
         assert values == [bytes([n]) * 1000 for n in range(3) for _ in range(1000)]
         await client.aclose()
+
+
+def _produce_frame(topic: str, correlation_id: int, value: bytes) -> bytes:
+    from protocol.record_codec import build_batch
+
+    body = {"transactional_id": None, "acks": 1, "timeout_ms": 1000, "topic_data": [
+        {"name": topic, "partition_data": [{"index": 0, "records": build_batch([(None, value)])}]}]}
+    payload = protocol.encode_request(0, 9, correlation_id, "t", body)
+    return struct.pack(">i", len(payload)) + payload
+
+
+async def _socket_client(broker) -> trio.SocketStream:
+    left, right = trio.socket.socketpair()
+    broker.test_nursery.start_soon(Connection(broker, trio.SocketStream(right), "pair").run)
+    return trio.SocketStream(left)
+
+
+async def test_pipelined_produces_answered_in_order(tmp_path):
+    """A burst of produces (answers may leave together) comes back complete and in order."""
+    from tests.server.test_broker_inprocess import running_broker
+
+    async with running_broker(tmp_path) as broker:
+        await broker.controller.create_topic("burst", 1, 1)
+        client = await _socket_client(broker)
+        await client.send_all(b"".join(_produce_frame("burst", i, b"v%d" % i) for i in range(100)))
+        frames = _Frames(client)
+        with trio.fail_after(20):
+            for i in range(100):
+                got, response = protocol.decode_response(0, 9, await frames.next())
+                partition = response["responses"][0]["partition_responses"][0]
+                assert (got, partition["error_code"], partition["base_offset"]) == (i, 0, i)
+        await client.aclose()
+
+
+async def test_produce_answer_not_held_behind_a_long_poll(tmp_path):
+    """A produce followed at once by a fetch that will wait: the produce's answer leaves
+    before the fetch starts waiting, not when it ends."""
+    from tests.server.test_broker_inprocess import _fetch, running_broker
+
+    async with running_broker(tmp_path) as broker:
+        await broker.controller.create_topic("data", 1, 1)
+        await broker.controller.create_topic("empty", 1, 1)
+        client = await _socket_client(broker)
+        fetch = protocol.encode_request(1, 12, 2, "t", _fetch("empty", 0, 60_000))
+        await client.send_all(_produce_frame("data", 1, b"x") + struct.pack(">i", len(fetch)) + fetch)
+        with trio.fail_after(10):  # the fetch would answer only after 60 s
+            got, response = protocol.decode_response(0, 9, await _Frames(client).next())
+        assert got == 1
+        assert response["responses"][0]["partition_responses"][0]["error_code"] == 0
+        await client.aclose()
