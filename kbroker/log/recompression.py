@@ -14,11 +14,15 @@ codec's default level is used (protocol.compression takes none).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from protocol.errors import DecodeError
-from protocol.record_codec import RecordBatch, decode_batch, encode_batch
 from protocol.records import Compression, read_batch_header
 
 from kbroker.errors import KafkaError
+
+if TYPE_CHECKING:
+    from protocol.record_codec import RecordBatch
 
 INVALID_RECORD = 87
 CORRUPT_MESSAGE = 2
@@ -58,6 +62,10 @@ def prepare_for_append(
     """
     if not needs_decoding(batch, compression_type=compression_type, compacted=compacted):
         return batch
+    # imported only for batches that must be read, so broker start-up (and the usual append)
+    # never loads the record codec and cramjam behind it (issue 8)
+    from protocol.record_codec import decode_batch, encode_batch
+
     try:
         decoded: RecordBatch = decode_batch(batch, max_decompressed_bytes=max_decompressed_bytes)
     except DecodeError as exc:
