@@ -19,7 +19,10 @@ from typing import Any, Callable, Iterable, Mapping
 
 import trio
 
-from kbroker.log import cleaner, retention
+from kbroker.log import retention
+
+# kbroker.log.cleaner (and the record codec behind it) is imported at the first cleaner
+# round, not at broker start-up (issue 8).
 
 logger = logging.getLogger(__name__)
 
@@ -50,9 +53,18 @@ class LogScheduler:
         self.cleaner_backoff_ms = int(props.get("log.cleaner.backoff.ms", DEFAULT_CLEANER_BACKOFF_MS))
         self.cleaner_enabled = _flag(props.get("log.cleaner.enable"), True)
         self.pending = retention.PendingDeletions()
-        self.checkpoints = cleaner.CleanerCheckpoints()
+        self._checkpoints: Any = None  # cleaner.CleanerCheckpoints, created on first use
         self.cleans = 0  # completed cleans (tests, statistics)
         self._closed = False
+
+    @property
+    def checkpoints(self) -> Any:
+        """The cleaner's checkpoints (cleaner.CleanerCheckpoints)."""
+        if self._checkpoints is None:
+            from kbroker.log import cleaner
+
+            self._checkpoints = cleaner.CleanerCheckpoints()
+        return self._checkpoints
 
     # ------------------------------------------------------------------ one round each
 
@@ -72,6 +84,8 @@ class LogScheduler:
         """Clean every compacted log that needs it; returns the number of logs cleaned."""
         if not self.cleaner_enabled:
             return 0
+        from kbroker.log import cleaner
+
         cleaned = 0
         for log in list(self._logs()):
             now_ms = self.clock.now_ms()
