@@ -53,7 +53,8 @@ def test_a_built_broker_has_imported_none_of_the_lazy_modules(tmp_path):
     # importlib.metadata came only from the crc32c package's __init__ (about 10 ms)
     assert "importlib.metadata" not in modules
     lazy = {"kbroker.coordinator.coordinator", "kbroker.coordinator.records",
-            "kbroker.txn.coordinator", "kbroker.txn.records", "kbroker.metadata.config_view"}
+            "kbroker.txn.coordinator", "kbroker.txn.records", "kbroker.metadata.config_view",
+            "kbroker.log.cleaner", "protocol.record_codec", "cramjam"}
     assert not lazy & modules
     assert not {m for m in modules if m.startswith("kbroker.handlers.")}
 
