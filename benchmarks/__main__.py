@@ -20,7 +20,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from benchmarks.brokers import BrokerSpec, find_tansu
+from benchmarks.brokers import BrokerSpec, compile_kbroker_bytecode, find_tansu
 from benchmarks.measurement import Measurement
 from benchmarks.report import line, side_by_side, to_json
 from benchmarks.scenarios import SCENARIOS
@@ -148,6 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.compare:
         brokers.append(BrokerSpec(args.compare, args.tansu_bin))
     rows: list[Measurement] = []
+    if any(spec.name == "kbroker" for spec in brokers):
+        compile_kbroker_bytecode()
     meta = environment(brokers)
     if env:
         meta["broker_env"] = dict(env)

@@ -129,6 +129,20 @@ def _spawn(kind: str, argv: list[str], workdir: Path, env: dict[str, str] | None
     return proc, log_path, log_file
 
 
+def compile_kbroker_bytecode() -> None:
+    """Write kbroker's and protocol's .pyc files, as `pip install` does for an installed broker.
+
+    An editable checkout run with PYTHONDONTWRITEBYTECODE=1 (as on the development machine)
+    has none, and every spawn would then recompile ~13k lines (~60 ms of startup). Existing
+    .pyc files are read even with that variable set.
+    """
+    import compileall
+
+    root = Path(__file__).resolve().parent.parent
+    for package in ("kbroker", "protocol"):
+        compileall.compile_dir(str(root / package), quiet=1)
+
+
 def start_kbroker(port: int = 0, extra: dict[str, str] | None = None, *,
                   wait: bool = True, env: dict[str, str] | None = None) -> BrokerProcess:
     """Start ``python -m kbroker`` on 127.0.0.1 with a fresh data dir and default settings.
