@@ -258,11 +258,13 @@ class PartitionLog:
         if header.size != len(records):
             raise KafkaError(INVALID_RECORD, "produce request must contain exactly one record batch")
         # compression.type and compacted-topic keys: the only reasons records are decoded here.
-        records = prepare_for_append(
+        prepared = prepare_for_append(
             records, compression_type=config.compression_type, compacted="compact" in config.cleanup_policy,
             topic_partition=f"{self.topic}-{self.partition}",
         )
-        header = read_batch_header(records, 0)
+        if prepared is not records:  # re-encoded: a new header
+            records = prepared
+            header = read_batch_header(records, 0)
         if header.size > config.max_message_bytes:
             raise KafkaError(
                 MESSAGE_TOO_LARGE,

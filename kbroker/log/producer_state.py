@@ -546,9 +546,10 @@ def guarded_append(producers: ProducerStates | None, log: Any, batch: Any, *,
 
     if producers is None or len(batch) < BATCH_OVERHEAD:
         return log.append(batch, leader_epoch=leader_epoch, now_ms=now_ms)
-    info = BatchInfo.of(read_batch_header(batch, 0))
-    if info.producer_id == NO_PRODUCER_ID:
+    header = read_batch_header(batch, 0)
+    if header.producer_id == NO_PRODUCER_ID:
         return log.append(batch, leader_epoch=leader_epoch, now_ms=now_ms)
+    info = BatchInfo.of(header)
     state = producers.for_log(log)
     duplicate = state.check(info)
     if duplicate is not None:
