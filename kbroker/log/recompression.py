@@ -45,10 +45,13 @@ def target_codec(compression_type: str, batch_codec: int) -> int:
 
 def needs_decoding(batch: bytes | bytearray | memoryview, *, compression_type: str, compacted: bool) -> bool:
     """Whether `prepare_for_append` must read records (cheap header check)."""
+    if not compacted and compression_type not in CODECS:
+        return False  # "producer" (the default): the batch is kept as sent, header unread
     header = read_batch_header(batch, 0)
     if header.is_control:
         return False
-    return compacted or target_codec(compression_type, header.compression) != header.compression
+    codec = header.attributes & _CODEC_MASK
+    return compacted or target_codec(compression_type, codec) != codec
 
 
 def prepare_for_append(
