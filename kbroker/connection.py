@@ -47,6 +47,8 @@ logger = logging.getLogger(__name__)
 FIRST_BUFFER_BYTES = 4096      # receive buffer of a new connection (idle ones stay small)
 RECEIVE_BYTES = 65536          # receive buffer once traffic grows; larger frames get their own
 LARGE_KEEP_BYTES = 2 << 20     # a large-frame buffer up to this size is kept for the next one
+LOW_WATER_MIN_BYTES = 32768    # rest of a large frame worth waiting for in one wake-up
+LOW_WATER_MAX_BYTES = 1 << 20  # at most this much asked of the kernel before a wake-up
 RESPONSE_QUEUE_DEFAULT = 32    # responses waiting for the writer before the reader blocks
 CHECKPOINT_EVERY = 16          # requests served without yielding before the reader yields
 COALESCE_MAX = 16              # responses held for one sendmsg while produces are pipelined
@@ -164,12 +166,21 @@ class FrameReader:
         have = self._end - self._start - 4
         frame[:have] = memoryview(self._buffer)[self._start + 4:self._end]
         self._start = self._end  # consumed; rewinding waits for the export check
-        while have < size:
-            count = await self._transport.recv_into(frame[have:])
-            if not count:
-                self.truncated_bytes = 4 + have
-                return None
-            have += count
+        transport = self._transport
+        try:
+            while have < size:
+                missing = size - have
+                if missing >= LOW_WATER_MIN_BYTES:
+                    transport.expect_bytes(min(missing, LOW_WATER_MAX_BYTES))
+                else:
+                    transport.expect_bytes(1)
+                count = await transport.recv_into(frame[have:])
+                if not count:
+                    self.truncated_bytes = 4 + have
+                    return None
+                have += count
+        finally:
+            transport.expect_bytes(1)
         return frame
 
 

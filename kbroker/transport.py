@@ -38,6 +38,9 @@ class Transport(Protocol):
     async def send_chunks(self, chunks: list[bytes | memoryview]) -> None:
         """Write every chunk, in order, waiting for the socket as needed."""
 
+    def expect_bytes(self, count: int) -> None:
+        """Hint: do not wake the reader before `count` bytes are there (1: any byte wakes it)."""
+
     async def aclose(self) -> None:
         """Close the stream."""
 
@@ -48,6 +51,19 @@ class SocketTransport:
     def __init__(self, stream: trio.SocketStream, sock: socket.socket) -> None:
         self._stream = stream  # owns the socket: closing goes through it (wakes waiters)
         self._sock = sock
+        self._low_water = 1
+
+    def expect_bytes(self, count: int) -> None:
+        """Set SO_RCVLOWAT, so epoll reports the socket readable only once `count` bytes
+        are queued: a large frame that a slow client sends in small pieces is then read in
+        a few wake-ups instead of one per piece. The caller never asks for more than the
+        rest of the frame in hand, so a client waiting for its answer is never stalled."""
+        if count != self._low_water:
+            try:
+                self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, count)
+            except OSError:
+                return  # an optimisation only
+            self._low_water = count
 
     async def recv_into(self, view: memoryview) -> int:
         """Read into `view` (see Transport.recv_into)."""
@@ -106,6 +122,9 @@ class StreamTransport:
     def send_now(self, data: bytes | memoryview | list) -> int:
         """Nothing is written without awaiting on a generic stream."""
         return 0
+
+    def expect_bytes(self, count: int) -> None:
+        """No low-water mark on a generic stream."""
 
     async def send_chunks(self, chunks: list[bytes | memoryview]) -> None:
         """Write the chunks as one send_all."""

@@ -347,3 +347,42 @@ async def test_produce_answer_not_held_behind_a_long_poll(tmp_path):
         assert got == 1
         assert response["responses"][0]["partition_responses"][0]["error_code"] == 0
         await client.aclose()
+
+
+async def test_large_frame_in_small_pieces_over_tcp(nursery):
+    """A slow client's large frame: the reader asks the kernel to wake it only once the rest
+    of the frame is there (SO_RCVLOWAT), never for more than the rest, and drops the mark
+    again once the frame is complete, so the answer comes and small frames flow after it."""
+    import socket as stdlib_socket
+
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    port = listeners[0].socket.getsockname()[1]
+    client = await trio.open_tcp_stream("127.0.0.1", port)
+    server = await listeners[0].accept()
+    connection = Connection(_broker(), server, "tcp")
+    nursery.start_soon(connection.run)
+    server_sock = connection.transport._sock
+
+    def low_water() -> int:
+        return server_sock.getsockopt(stdlib_socket.SOL_SOCKET, stdlib_socket.SO_RCVLOWAT)
+
+    body = {"client_software_name": "kbroker-tests", "client_software_version": "1.0"}
+    payload = protocol.encode_request(API_VERSIONS, 3, 7, "tests", body)
+    big = struct.pack(">i", len(payload) + 4 * RECEIVE_BYTES) + payload + b"\x00" * (4 * RECEIVE_BYTES)
+    frames = _Frames(client)
+    with trio.fail_after(10):
+        await client.send_all(big[:RECEIVE_BYTES // 2])
+        while low_water() == 1:  # the reader parks with a mark of the rest of the frame
+            await trio.sleep(0.001)
+        assert 1 < low_water() <= len(big) - RECEIVE_BYTES // 2
+        position = RECEIVE_BYTES // 2
+        while position < len(big):  # the rest in pieces; the last one smaller than the minimum
+            await client.send_all(big[position:position + 20000])
+            position += 20000
+        assert _correlation_id(await frames.next()) == 7
+        assert low_water() == 1
+        await client.send_all(_request(8))
+        assert _correlation_id(await frames.next()) == 8
+    await client.aclose()
+    for listener in listeners:
+        await listener.aclose()
