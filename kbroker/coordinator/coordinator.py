@@ -901,17 +901,23 @@ class GroupCoordinator:
         if group is not None and instance_id is not None:
             static = next((m for m in group.members.values() if m.instance_id == instance_id),
                           None)
+
+        def static_fence() -> Result | None:
+            # A static member's instance id must be known and held by this member id.
+            if static is None:
+                return error(UNKNOWN_MEMBER_ID, f"Instance id {instance_id} is unknown.")
+            if static.member_id != member_id:
+                return error(FENCED_INSTANCE_ID, f"Static member {member_id} with instance "
+                                                 f"id {instance_id} was fenced by member "
+                                                 f"{static.member_id}.")
+            return None
+
         bump = False     # one group epoch bump per heartbeat, whatever changed
         if epoch in (cg.LEAVE_EPOCH, cg.STATIC_LEAVE_EPOCH):
             if group is None:
                 return unknown()
-            if instance_id is not None:
-                if static is None:
-                    return error(UNKNOWN_MEMBER_ID, f"Instance id {instance_id} is unknown.")
-                if static.member_id != member_id:
-                    return error(FENCED_INSTANCE_ID, f"Static member {member_id} with instance "
-                                                     f"id {instance_id} was fenced by member "
-                                                     f"{static.member_id}.")
+            if instance_id is not None and (fenced := static_fence()) is not None:
+                return fenced
             if member_id not in group.members:
                 return unknown()
             if epoch == cg.STATIC_LEAVE_EPOCH:
@@ -976,13 +982,9 @@ class GroupCoordinator:
                     member.server_assignor = assignor
         else:
             member = group.members.get(member_id) if group is not None else None
-            if instance_id is not None and group is not None:
-                if static is None:
-                    return error(UNKNOWN_MEMBER_ID, f"Instance id {instance_id} is unknown.")
-                if static.member_id != member_id:
-                    return error(FENCED_INSTANCE_ID, f"Static member {member_id} with instance "
-                                                     f"id {instance_id} was fenced by member "
-                                                     f"{static.member_id}.")
+            if instance_id is not None and group is not None \
+                    and (fenced := static_fence()) is not None:
+                return fenced
             if member is None:
                 return unknown()
             if epoch != member.member_epoch and not (
