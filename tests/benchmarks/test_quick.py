@@ -65,8 +65,10 @@ def test_produce_small_figures_are_consistent(quick_run) -> None:
     # rate and MB/s are the same measurement in two units (100-byte values)
     assert metrics["rate"] == pytest.approx(metrics["records"] / metrics["seconds"])
     assert metrics["mb_s"] == pytest.approx(metrics["rate"] * 100 / 1e6)
-    # a broker that stored records used CPU and memory for them
-    assert metrics["broker_cpu_us_per_record"] > 0
+    # Broker CPU comes from /proc in 10 ms clock ticks, and a quick window can cost the broker
+    # less than one tick, so 0 is a possible reading; the parts must still add up.
+    assert metrics["broker_cpu_us_per_record"] >= 0
+    assert 0 <= metrics["broker_sys_pct"] <= metrics["broker_cpu_pct"]
     assert metrics["rss_peak_mb"] >= metrics["rss_idle_mb"] > 5
 
 
