@@ -68,7 +68,7 @@ def test_produce_small_figures_are_consistent(quick_run) -> None:
     # Broker CPU comes from /proc in 10 ms clock ticks, and a quick window can cost the broker
     # less than one tick, so 0 is a possible reading; the parts must still add up.
     assert metrics["broker_cpu_us_per_record"] >= 0
-    assert 0 <= metrics["broker_sys_pct"] <= metrics["broker_cpu_pct"]
+    assert 0 <= metrics["broker_sys_pct"] <= metrics["broker_cpu_pct"] + 1e-9  # two float sums
     assert metrics["rss_peak_mb"] >= metrics["rss_idle_mb"] > 5
 
 
