@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 import uuid
 from pathlib import Path
@@ -11,26 +9,17 @@ from pathlib import Path
 import pytest
 
 from kbroker.testing import KafkaBroker
+from tests.integration.java_client import compile_driver
 from tests.integration.clients import create_topic, unique_topic
 
 pytestmark = pytest.mark.timeout(240)
 REPO = Path(__file__).resolve().parents[2]
-JARS = sorted((REPO / "compat" / "clients" / "java" / "lib").glob("*.jar"))
 SOURCE = REPO / "tests" / "txn" / "java" / "TxnScenario.java"
 
 
 @pytest.fixture(scope="module")
 def classpath(tmp_path_factory) -> str:
-    if not JARS or shutil.which("javac") is None:
-        # .ci/run installs them; in CI their absence is a failure, by hand a skip with the reason
-        missing = "the Java client jars (compat/clients/java/lib) or javac are missing"
-        if os.environ.get("CI"):
-            pytest.fail(missing)
-        pytest.skip(missing)
-    out = tmp_path_factory.mktemp("java")
-    cp = ":".join(str(j) for j in JARS)
-    subprocess.run(["javac", "-cp", cp, "-d", str(out), str(SOURCE)], check=True, timeout=120)
-    return f"{cp}:{out}"
+    return compile_driver(SOURCE, tmp_path_factory.mktemp("java"))
 
 
 def test_java_transactions_commit_abort_and_fencing(classpath):
