@@ -972,12 +972,7 @@ class GroupCoordinator:
                 member.rebalance_timeout_ms = request["rebalance_timeout_ms"]
                 if request.get("rack_id") is not None:
                     member.rack_id = request["rack_id"]
-                if subscribed is not None and sorted(subscribed) != member.subscribed_topic_names:
-                    member.subscribed_topic_names = sorted(subscribed)
-                    bump = True
-                if regex is not None and (regex or None) != member.subscribed_topic_regex:
-                    member.subscribed_topic_regex = regex or None
-                    bump = True
+                bump = _update_subscription(member, subscribed, regex) or bump
                 if assignor is not None:
                     member.server_assignor = assignor
         else:
@@ -994,12 +989,7 @@ class GroupCoordinator:
                              f"The consumer group member has a smaller or larger member epoch "
                              f"({epoch}) than the one known by the group coordinator "
                              f"({member.member_epoch}).")
-            if subscribed is not None and sorted(subscribed) != member.subscribed_topic_names:
-                member.subscribed_topic_names = sorted(subscribed)
-                bump = True
-            if regex is not None and (regex or None) != member.subscribed_topic_regex:
-                member.subscribed_topic_regex = regex or None
-                bump = True
+            bump = _update_subscription(member, subscribed, regex) or bump
             if assignor is not None and assignor != member.server_assignor:
                 member.server_assignor = assignor
                 bump = True
@@ -1314,3 +1304,16 @@ class GroupCoordinator:
             if m.group_instance_id is not None:
                 group.static_members[m.group_instance_id] = m.member_id
         group.state = GroupState.STABLE if group.members else GroupState.EMPTY
+
+
+def _update_subscription(member: "cg.ConsumerMember", subscribed: list[str] | None, regex: str | None) -> bool:
+    """Apply a heartbeat's topic names / regex (None: unchanged; "" clears the regex) to a
+    KIP-848 member; True when the subscription changed (the group epoch must then be bumped)."""
+    changed = False
+    if subscribed is not None and sorted(subscribed) != member.subscribed_topic_names:
+        member.subscribed_topic_names = sorted(subscribed)
+        changed = True
+    if regex is not None and (regex or None) != member.subscribed_topic_regex:
+        member.subscribed_topic_regex = regex or None
+        changed = True
+    return changed
