@@ -4,27 +4,19 @@ and a restarted broker with data answering at once."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import textwrap
-from pathlib import Path
 
 import crc32c as crc32c_package
 import pytest
 
+from tests.server.fresh_interpreter import run_python
+
 from protocol import crc32c
 
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def _run_python(code: str) -> dict:
     """Run `code` in a fresh interpreter; it prints one JSON object, returned here."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    result = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
-                            text=True, timeout=60, env=env, cwd=ROOT)
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
+    return json.loads(run_python(code))
 
 
 @pytest.mark.parametrize("data", [b"", b"123456789", bytes(range(256)) * 17])

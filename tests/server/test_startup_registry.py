@@ -4,28 +4,17 @@ first call of an API loads the real handler (issue 8, start-up time)."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import pytest
+
+from tests.server.fresh_interpreter import run_python
 
 import kbroker.handlers as handlers
 from kbroker import dispatch
 from kbroker.dispatch import HANDLERS, RequestContext
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _run_python(code: str) -> str:
-    """Run `code` in a fresh interpreter (nothing imported yet) and return its stdout."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    result = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
-                            text=True, timeout=60, env=env, cwd=ROOT)
-    assert result.returncode == 0, result.stderr
-    return result.stdout
 
 
 def test_registry_matches_every_modules_own_registrations():
@@ -43,7 +32,7 @@ def test_registry_names_every_module_on_disk():
 
 
 def test_broker_start_imports_no_handler_module_but_advertises_all():
-    out = _run_python("""
+    out = run_python("""
         import json, sys
         from kbroker.broker import Broker  # what the broker imports before serving
         import kbroker.handlers
@@ -58,7 +47,7 @@ def test_broker_start_imports_no_handler_module_but_advertises_all():
 
 
 def test_lazy_entry_loads_the_module_on_first_call():
-    out = _run_python("""
+    out = run_python("""
         import json, sys, trio
         import kbroker.handlers
         from kbroker.dispatch import HANDLERS, RequestContext, is_loaded
